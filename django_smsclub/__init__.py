@@ -1,0 +1,3 @@
+"""Send SMS through SMSClub (smsclub.mobi) from Django."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,122 @@
+"""The one place the ``SMSCLUB`` setting is read.
+
+Every function reads ``django.conf.settings`` when it is called, so ``override_settings``
+works in tests and nothing is cached at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+
+from .exceptions import ConfigurationError
+
+BACKEND_ALIASES = {
+    "http": "django_smsclub.gateways.http.HttpGateway",
+    "xml": "django_smsclub.gateways.xml.XmlGateway",
+    "json": "django_smsclub.gateways.json.JsonGateway",
+    "soap": "django_smsclub.gateways.soap.SoapGateway",
+    "smpp": "django_smsclub.gateways.smpp.SmppGateway",
+    "locmem": "django_smsclub.gateways.locmem.LocmemGateway",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "DEFAULT_GATEWAY": "default",
+    "GATEWAYS": {},
+    "DEFAULT_REGION": "UA",
+    # Seconds between polls of one report, growing; the last one repeats.
+    "POLL_INTERVALS": [30, 60, 120, 300, 600, 1800, 3600],
+    "TRACKING_WINDOW": 3 * 24 * 3600,
+    "STALE_SENDING_AFTER": 15 * 60,
+    "MAX_SEND_ATTEMPTS": 5,
+    "RETRY_BACKOFF": 30,
+    "RETRY_BACKOFF_MAX": 3600,
+    "RESEND_AMBIGUOUS": False,
+    "SEND_BATCH_SIZE": 500,
+    "POLL_BATCH_SIZE": 500,
+}
+
+GATEWAY_DEFAULTS: dict[str, Any] = {
+    "USERNAME": "",
+    "PASSWORD": "",
+    "TOKEN": "",
+    "SENDER": "",
+    "BASE_URL": None,
+    "TIMEOUT": 30.0,
+    "CONNECT_TIMEOUT": 5.0,
+    "BATCH_SIZE": None,
+    "RATE_LIMIT": None,
+    "METHOD": "POST",
+    "OPTIONS": {},
+}
+
+
+def smsclub_settings() -> dict[str, Any]:
+    """The ``SMSCLUB`` setting merged over the defaults."""
+    configured = getattr(settings, "SMSCLUB", None) or {}
+    if not isinstance(configured, dict):
+        raise ConfigurationError(f"SMSCLUB must be a dict, not {type(configured).__name__}")
+    return {**DEFAULTS, **configured}
+
+
+def get(key: str) -> Any:
+    """One top-level value of the ``SMSCLUB`` setting (or its default)."""
+    return smsclub_settings()[key]
+
+
+def gateway_names() -> list[str]:
+    return list(smsclub_settings()["GATEWAYS"])
+
+
+def default_gateway_name() -> str:
+    return str(smsclub_settings()["DEFAULT_GATEWAY"])
+
+
+def gateway_settings(name: str | None = None) -> dict[str, Any]:
+    """The settings of gateway ``name`` (the default one if None), with defaults filled in."""
+    config = smsclub_settings()
+    name = name or str(config["DEFAULT_GATEWAY"])
+    gateways = config["GATEWAYS"]
+    if name not in gateways:
+        known = ", ".join(repr(n) for n in gateways) or "none"
+        raise ConfigurationError(f"SMSCLUB has no gateway named {name!r} (configured: {known})")
+    raw = gateways[name]
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"SMSCLUB['GATEWAYS'][{name!r}] must be a dict")
+    merged = {**GATEWAY_DEFAULTS, **raw, "NAME": name}
+    backend = merged.get("BACKEND")
+    if not backend:
+        raise ConfigurationError(f"SMSCLUB['GATEWAYS'][{name!r}] has no BACKEND")
+    merged["BACKEND"] = BACKEND_ALIASES.get(backend, backend)
+    return merged
+
+
+def default_region() -> str:
+    return str(get("DEFAULT_REGION"))
+
+
+def tracking_window() -> timedelta:
+    return _seconds("TRACKING_WINDOW")
+
+
+def stale_sending_after() -> timedelta:
+    return _seconds("STALE_SENDING_AFTER")
+
+
+def poll_intervals() -> list[int]:
+    intervals = [int(s) for s in get("POLL_INTERVALS")]
+    if not intervals or min(intervals) < 0:
+        raise ConfigurationError(f"SMSCLUB['POLL_INTERVALS'] {intervals!r} must be non-empty")
+    return intervals
+
+
+def _seconds(key: str) -> timedelta:
+    value = get(key)
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return timedelta(seconds=float(value))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"SMSCLUB[{key!r}] {value!r} is not a number of seconds") from None

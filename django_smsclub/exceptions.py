@@ -1,0 +1,78 @@
+"""The errors django-smsclub raises.
+
+Every message names the value that is wrong and never contains a password or token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class SmsClubError(Exception):
+    """Base of every error this package raises."""
+
+
+class ConfigurationError(SmsClubError):
+    """The ``SMSCLUB`` setting is missing something or holds a bad value."""
+
+
+class InvalidMessage(SmsClubError, ValueError):
+    """A recipient, sender or text cannot be sent; nothing was sent or stored.
+
+    ``problems`` lists one human-readable line per bad value, so a caller that validated a
+    whole batch can show every mistake at once.
+    """
+
+    def __init__(self, problems: str | Iterable[str]):
+        self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class GatewayError(SmsClubError):
+    """The gateway could not do what was asked. ``gateway`` names the settings key."""
+
+    #: Whether the request may have reached the provider and been acted on.
+    may_have_sent: bool = False
+    #: Whether trying the same request again later is safe and may succeed.
+    retryable: bool = False
+
+    def __init__(self, message: str, *, gateway: str = ""):
+        self.gateway = gateway
+        super().__init__(message)
+
+
+class AuthenticationError(GatewayError):
+    """The provider refused the login, password or token. Never retried."""
+
+
+class ProviderRefused(GatewayError):
+    """The provider refused the request for a permanent reason; ``provider_text`` is its word."""
+
+    def __init__(self, message: str, *, gateway: str = "", provider_text: str = ""):
+        self.provider_text = provider_text
+        super().__init__(message, gateway=gateway)
+
+
+class GatewayUnavailable(GatewayError):
+    """The request surely did not reach the provider (connection refused, DNS); retried."""
+
+    retryable = True
+
+
+class AmbiguousSend(GatewayError):
+    """The request went out but its outcome is unknown: the SMS may have been sent.
+
+    Never retried automatically: a second attempt could reach the person twice.
+    """
+
+    may_have_sent = True
+
+
+class RateLimited(GatewayError):
+    """The provider asked us to slow down; the request was not acted on."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, gateway: str = "", retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, gateway=gateway)

@@ -1,0 +1,379 @@
+"""The gateway interface and the flow every gateway shares.
+
+A gateway turns a batch of outgoing texts into requests and the replies into outcomes. It never
+touches the database. The base class owns validation, batching, the ID-to-part mapping and the
+mapping of transport failures onto the exception hierarchy; each gateway only says how one
+request is built and its reply read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.util.retry import Retry
+
+from .. import phones, text
+from ..exceptions import (
+    AmbiguousSend,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidMessage,
+    ProviderRefused,
+)
+
+logger = logging.getLogger("django_smsclub.gateways")
+
+#: Replies larger than this are not read: no SMSClub reply comes near it.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+_DIGITS = re.compile(r"\d{7,15}")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One text to one recipient. ``ref`` is the caller's handle (say a message pk)."""
+
+    recipient: str
+    text: str
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What became of one :class:`Outgoing`: its SMSC IDs (one per part) or its error."""
+
+    outgoing: Outgoing
+    smsc_ids: tuple[str, ...] = ()
+    error: GatewayError | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Money on the account; ``credit`` and ``currency`` where the gateway reports them."""
+
+    amount: Decimal
+    credit: Decimal | None = None
+    currency: str | None = None
+
+
+@dataclass
+class Batch:
+    """The messages one request carries, in the order the provider will answer for them."""
+
+    messages: list[Outgoing]
+    recipients: list[str] = field(default_factory=list)
+
+
+class Gateway(ABC):
+    """Base of every gateway. Subclasses set the class attributes and implement the steps."""
+
+    #: Recipients per send request (``BATCH_SIZE`` overrides it).
+    max_batch: ClassVar[int] = 100
+    #: SMSC IDs per status request.
+    max_state_batch: ClassVar[int] = 100
+    #: Whether the text travels as Windows-1251 (the HTTP gateway).
+    needs_cp1251: ClassVar[bool] = False
+    #: Whether one request may carry different texts (XML individual).
+    personal_texts_per_request: ClassVar[bool] = False
+    #: Whether one request may carry the same recipient twice.
+    repeats_recipients: ClassVar[bool] = True
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(self, name: str = "default", **options: Any):
+        self.name = name
+        self.username: str = options.get("USERNAME") or ""
+        self.password: str = options.get("PASSWORD") or ""
+        self.token: str = options.get("TOKEN") or ""
+        self.default_sender: str = options.get("SENDER") or ""
+        self.base_url: str = (options.get("BASE_URL") or self.default_base_url).rstrip("/")
+        self.timeout = (
+            float(options.get("CONNECT_TIMEOUT") or 5.0),
+            float(options.get("TIMEOUT") or 30.0),
+        )
+        self.batch_size: int = int(options.get("BATCH_SIZE") or self.max_batch)
+        if not 1 <= self.batch_size <= self.max_batch:
+            raise InvalidMessage(
+                f"BATCH_SIZE {self.batch_size} of gateway {name!r} must be 1..{self.max_batch}"
+            )
+        self.rate_limit = options.get("RATE_LIMIT")
+        self.options: dict[str, Any] = dict(options.get("OPTIONS") or {})
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def send(self, sender: str | None, messages: Sequence[Outgoing]) -> list[SendOutcome]:
+        """Send ``messages`` from ``sender``; one outcome per message, in the given order.
+
+        Bad input raises :class:`InvalidMessage` before any request. Failures of a request
+        become the outcome of each message it carried; after a request fails for a reason
+        other than a refusal, the requests not yet made are not made (their messages get a
+        retryable :class:`GatewayUnavailable`).
+        """
+        sender = sender or self.default_sender
+        prepared = self.validate(sender, messages)
+        results: dict[int, SendOutcome] = {}
+        stop: GatewayError | None = None
+        for batch in self.plan(prepared):
+            if stop is not None:
+                for index, _ in batch:
+                    results[index] = SendOutcome(messages[index], error=self._not_attempted(stop))
+                continue
+            outgoing = [item for _, item in batch]
+            try:
+                ids_per_message = self.send_batch(sender, outgoing)
+            except GatewayError as exc:
+                exc.gateway = exc.gateway or self.name
+                logger.warning(
+                    "gateway %s: request for %d message(s) failed: %s",
+                    self.name,
+                    len(batch),
+                    exc,
+                )
+                for index, _ in batch:
+                    results[index] = SendOutcome(messages[index], error=exc)
+                if not isinstance(exc, ProviderRefused):
+                    stop = exc
+                continue
+            for (index, _), ids in zip(batch, ids_per_message, strict=True):
+                if isinstance(ids, GatewayError):
+                    results[index] = SendOutcome(messages[index], error=ids)
+                else:
+                    results[index] = SendOutcome(messages[index], smsc_ids=tuple(ids))
+        return [results[i] for i in range(len(messages))]
+
+    def fetch_states(self, smsc_ids: Sequence[str]) -> dict[str, str]:
+        """The provider's raw status word per SMSC ID; IDs it did not answer for are absent."""
+        states: dict[str, str] = {}
+        unique = list(dict.fromkeys(str(i) for i in smsc_ids))
+        for start in range(0, len(unique), self.max_state_batch):
+            states.update(self.fetch_state_batch(unique[start : start + self.max_state_batch]))
+        return states
+
+    @abstractmethod
+    def balance(self) -> Balance:
+        """The account's balance as the provider reports it."""
+
+    def validate(self, sender: str, messages: Sequence[Outgoing]) -> list[Outgoing]:
+        """Check everything before any request; return the messages with normalised numbers."""
+        problems: list[str] = []
+        sender_problem = text.sender_problem(sender)
+        if sender_problem:
+            problems.append(sender_problem)
+        prepared: list[Outgoing] = []
+        checked_texts: dict[str, str | None] = {}
+        for message in messages:
+            recipient = message.recipient
+            if not (isinstance(recipient, str) and _DIGITS.fullmatch(recipient)):
+                try:
+                    recipient = phones.normalize_phone(recipient)
+                except InvalidMessage as exc:
+                    problems.extend(exc.problems)
+            key = message.text if isinstance(message.text, str) else repr(message.text)
+            if key not in checked_texts:
+                checked_texts[key] = text.text_problem(message.text, cp1251=self.needs_cp1251)
+                if checked_texts[key]:
+                    problems.append(checked_texts[key])
+            prepared.append(Outgoing(recipient, message.text, message.ref))
+        if problems:
+            raise InvalidMessage(list(dict.fromkeys(problems)))
+        return prepared
+
+    def plan(self, messages: Sequence[Outgoing]) -> Iterable[list[tuple[int, Outgoing]]]:
+        """Split messages into requests: same text together, at most ``batch_size`` each."""
+        groups: dict[str, list[tuple[int, Outgoing]]] = {}
+        for index, message in enumerate(messages):
+            groups.setdefault(message.text, []).append((index, message))
+        singles: list[tuple[int, Outgoing]] = []
+        for group in groups.values():
+            if self.personal_texts_per_request and len(group) == 1:
+                singles.extend(group)
+                continue
+            yield from self._chunks(group)
+        yield from self._chunks(singles)
+
+    def _chunks(self, items: list[tuple[int, Outgoing]]) -> Iterable[list[tuple[int, Outgoing]]]:
+        chunk: list[tuple[int, Outgoing]] = []
+        seen: set[str] = set()
+        for item in items:
+            repeat = not self.repeats_recipients and item[1].recipient in seen
+            if len(chunk) >= self.batch_size or repeat:
+                yield chunk
+                chunk, seen = [], set()
+            chunk.append(item)
+            seen.add(item[1].recipient)
+        if chunk:
+            yield chunk
+
+    @abstractmethod
+    def send_batch(
+        self, sender: str, messages: list[Outgoing]
+    ) -> list[Sequence[str] | GatewayError]:
+        """Make one request; return per message its IDs or its own error."""
+
+    @abstractmethod
+    def fetch_state_batch(self, smsc_ids: list[str]) -> Mapping[str, str]:
+        """One status request for at most ``max_state_batch`` IDs."""
+
+    def assign_ids(self, messages: Sequence[Outgoing], ids: Sequence[str]) -> list[list[str]]:
+        """Give each message its IDs by the part rule: all parts of the first, then the next.
+
+        A count that does not fit is ambiguous: the messages may have gone out, but which ID
+        belongs to whom cannot be known.
+        """
+        parts = [text.count_parts(m.text) for m in messages]
+        if len(ids) != sum(parts):
+            raise AmbiguousSend(
+                f"gateway {self.name}: the provider returned {len(ids)} IDs for "
+                f"{len(messages)} message(s) of {sum(parts)} part(s) in all",
+                gateway=self.name,
+            )
+        assigned: list[list[str]] = []
+        position = 0
+        for count in parts:
+            assigned.append(list(ids[position : position + count]))
+            position += count
+        return assigned
+
+    @property
+    def session(self) -> requests.Session:
+        """One pooled session per gateway; connection errors retried only before sending."""
+        if self._session is None:
+            session = requests.Session()
+            retry = Retry(total=None, connect=2, read=0, redirect=0, status=0, other=0)
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retry)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = "django-smsclub"
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Make one HTTP request and read at most MAX_REPLY_BYTES of its reply.
+
+        ``idempotent`` requests (status, balance) may be repeated safely, so every failure is
+        :class:`GatewayUnavailable`. For a send, only a failure to connect is; anything after
+        the request went out is :class:`AmbiguousSend`.
+        """
+        url = self.base_url + path
+        where = f"{self.name} {path}"
+        try:
+            response = self.session.request(
+                method, url, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
+            )
+        except requests.ConnectTimeout as exc:
+            raise GatewayUnavailable(
+                f"gateway {where}: connection timed out ({self._describe(exc)})", gateway=self.name
+            ) from None
+        except requests.ConnectionError as exc:
+            reached = not _never_connected(exc)
+            cls = AmbiguousSend if reached and not idempotent else GatewayUnavailable
+            what = "connection lost after the request was sent" if reached else "cannot connect"
+            raise cls(
+                f"gateway {where}: {what} ({self._describe(exc)})", gateway=self.name
+            ) from None
+        except requests.RequestException as exc:
+            cls = GatewayUnavailable if idempotent else AmbiguousSend
+            raise cls(
+                f"gateway {where}: no reply ({self._describe(exc)})", gateway=self.name
+            ) from None
+        try:
+            body = self._read_bounded(response)
+        except requests.RequestException as exc:
+            cls = GatewayUnavailable if idempotent else AmbiguousSend
+            raise cls(
+                f"gateway {where}: reply cut off ({self._describe(exc)})", gateway=self.name
+            ) from None
+        response._content = body
+        if response.status_code >= 500:
+            cls = GatewayUnavailable if idempotent else AmbiguousSend
+            raise cls(
+                f"gateway {where}: HTTP {response.status_code} from the provider",
+                gateway=self.name,
+            )
+        return response
+
+    def _read_bounded(self, response: requests.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise requests.RequestException(f"reply larger than {MAX_REPLY_BYTES} bytes")
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def redact(self, message: str) -> str:
+        """``message`` with every credential of this gateway replaced by ``***``."""
+        for secret in (self.password, self.token):
+            if secret:
+                message = message.replace(secret, "***")
+                quoted = requests.utils.quote(secret, safe="")
+                if quoted != secret:
+                    message = message.replace(quoted, "***")
+        return message
+
+    def _describe(self, exc: BaseException) -> str:
+        # Exceptions from requests can quote the URL, and a GET URL holds the password.
+        return self.redact(f"{type(exc).__name__}: {exc}")[:300]
+
+    def _not_attempted(self, cause: GatewayError) -> GatewayError:
+        if not cause.retryable and not cause.may_have_sent:
+            return cause
+        return GatewayUnavailable(
+            f"gateway {self.name}: not attempted after an earlier request failed ({cause})",
+            gateway=self.name,
+        )
+
+    def refused(self, provider_text: str) -> ProviderRefused:
+        return ProviderRefused(
+            f"gateway {self.name}: the provider refused the request: {provider_text}",
+            gateway=self.name,
+            provider_text=provider_text,
+        )
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether the error happened while connecting (nothing of the request was sent)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+            return True
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException) and id(reason) not in seen:
+            cause = reason
+            continue
+        args = getattr(cause, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        cause = nested or cause.__cause__ or cause.__context__
+    return False

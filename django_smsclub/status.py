@@ -1,0 +1,95 @@
+"""Message statuses, the provider's status words, and how part statuses add up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    DELIVERED = "delivered", _("delivered")
+    UNDELIVERED = "undelivered", _("undelivered")
+    EXPIRED = "expired", _("expired")
+    REJECTED = "rejected", _("rejected")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+    UNKNOWN = "unknown", _("unknown")
+
+
+#: Statuses a message never leaves.
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {
+        Status.DELIVERED,
+        Status.UNDELIVERED,
+        Status.EXPIRED,
+        Status.REJECTED,
+        Status.FAILED,
+        Status.CANCELLED,
+        Status.UNKNOWN,
+    }
+)
+#: Final statuses that mean the person did not get the text.
+FAILURE_STATUSES: frozenset[str] = frozenset(
+    {Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED, Status.UNKNOWN}
+)
+
+#: Provider word (upper case) -> our status. Words not here are kept verbatim and mean "sent".
+PROVIDER_WORDS: dict[str, Status] = {
+    "ENROUTE": Status.SENT,
+    "ACCEPTD": Status.SENT,
+    "ACCEPTE": Status.SENT,
+    "ACCEPTED": Status.SENT,
+    "NOREPORT": Status.SENT,
+    "UNKNOWN": Status.SENT,
+    "DELIVRD": Status.DELIVERED,
+    "DELIVERED": Status.DELIVERED,
+    "UNDELIV": Status.UNDELIVERED,
+    "UNDELIVERABLE": Status.UNDELIVERED,
+    "EXPIRED": Status.EXPIRED,
+    "REJECTD": Status.REJECTED,
+    "REJECTED": Status.REJECTED,
+    "FAILED": Status.FAILED,
+    "DELETED": Status.FAILED,
+}
+
+# A part's worst outcome decides a failed message; ordered from least to most telling.
+_FAILURE_ORDER = [
+    Status.UNKNOWN,
+    Status.EXPIRED,
+    Status.UNDELIVERED,
+    Status.FAILED,
+    Status.REJECTED,
+]
+
+
+def status_from_word(word: str | None) -> Status:
+    """Our status for a provider word, case-insensitively; unknown words mean still pending."""
+    if not word:
+        return Status.SENT
+    return PROVIDER_WORDS.get(word.strip().upper(), Status.SENT)
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_STATUSES
+
+
+def aggregate(part_statuses: Iterable[str]) -> Status:
+    """A message's status from its parts' statuses.
+
+    Delivered when every part is; a failure kind when every part is final and one is not
+    delivered; otherwise still sent.
+    """
+    statuses = list(part_statuses)
+    if not statuses:
+        return Status.SENT
+    if any(s not in FINAL_STATUSES for s in statuses):
+        return Status.SENT
+    failures = [s for s in statuses if s != Status.DELIVERED]
+    if not failures:
+        return Status.DELIVERED
+    return max(failures, key=lambda s: _FAILURE_ORDER.index(s) if s in _FAILURE_ORDER else -1)
