@@ -184,13 +184,19 @@ class Gateway(ABC):
                     problems.extend(exc.problems)
             key = message.text if isinstance(message.text, str) else repr(message.text)
             if key not in checked_texts:
-                checked_texts[key] = text.text_problem(message.text, cp1251=self.needs_cp1251)
+                checked_texts[key] = text.text_problem(message.text, cp1251=self.needs_cp1251) or (
+                    self.extra_text_problem(message.text) if isinstance(message.text, str) else None
+                )
                 if checked_texts[key]:
                     problems.append(checked_texts[key])
             prepared.append(Outgoing(recipient, message.text, message.ref))
         if problems:
             raise InvalidMessage(list(dict.fromkeys(problems)))
         return prepared
+
+    def extra_text_problem(self, text: str) -> str | None:
+        """A gateway's own reason a valid SMS text cannot go through it, or None."""
+        return None
 
     def plan(self, messages: Sequence[Outgoing]) -> Iterable[list[tuple[int, Outgoing]]]:
         """Split messages into requests: same text together, at most ``batch_size`` each."""
@@ -353,12 +359,10 @@ class Gateway(ABC):
             gateway=self.name,
         )
 
-    def refused(self, provider_text: str) -> ProviderRefused:
-        return ProviderRefused(
-            f"gateway {self.name}: the provider refused the request: {provider_text}",
-            gateway=self.name,
-            provider_text=provider_text,
-        )
+    def garbled(self, why: str, *, idempotent: bool) -> GatewayError:
+        """A reply that cannot be read: ambiguous for a send, unavailable for a query."""
+        cls = GatewayUnavailable if idempotent else AmbiguousSend
+        return cls(f"gateway {self.name}: garbled reply: {self.redact(why)}", gateway=self.name)
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -1,0 +1,69 @@
+"""Reading what SMSClub answers: error texts and the size and shape of replies.
+
+The provider's error replies are short Russian texts. A reply that is neither the expected
+shape nor such a text is garbled: for a send that is an ambiguous outcome, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from ..exceptions import AuthenticationError, GatewayError, ProviderRefused
+
+MAX_ERROR_TEXT = 2000
+
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LOGIN_WORDS = re.compile(r"логин|парол|авториз|login|password|unauthori", re.IGNORECASE)
+
+
+def reply_charset(response: requests.Response) -> str | None:
+    """The charset the reply's Content-Type names, if any."""
+    match = _CHARSET.search(response.headers.get("Content-Type", ""))
+    return match.group(1) if match else None
+
+
+def decode_reply(body: bytes, charset: str | None) -> str | None:
+    """The reply as text, or None if it is not text in any encoding SMSClub uses."""
+    candidates = [c for c in (charset, "utf-8", "cp1251") if c]
+    for encoding in dict.fromkeys(candidates):
+        try:
+            return body.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
+
+
+def looks_like_error_text(reply: str) -> bool:
+    """Whether ``reply`` reads as one of the provider's plain error texts."""
+    stripped = reply.strip()
+    return (
+        0 < len(stripped) <= MAX_ERROR_TEXT
+        and stripped.isprintable()
+        and bool(_CYRILLIC.search(stripped) or _LOGIN_WORDS.search(stripped))
+        and "=IDS" not in stripped
+    )
+
+
+def error_from_text(provider_text: str, *, gateway: str) -> GatewayError:
+    """The exception a provider's error text stands for: a refused login or a refusal."""
+    provider_text = provider_text.strip()[:MAX_ERROR_TEXT]
+    if _LOGIN_WORDS.search(provider_text):
+        return AuthenticationError(
+            f"gateway {gateway}: the provider refused the login: {provider_text}",
+            gateway=gateway,
+        )
+    return ProviderRefused(
+        f"gateway {gateway}: the provider refused the request: {provider_text}",
+        gateway=gateway,
+        provider_text=provider_text,
+    )
+
+
+def strip_br(reply: str) -> list[str]:
+    """Split an HTTP-gateway list on ``<br/>``, ``<br>`` and newlines, dropping empty pieces."""
+    return [
+        p.strip() for p in re.split(r"<br\s*/?>|\r?\n", reply, flags=re.IGNORECASE) if p.strip()
+    ]

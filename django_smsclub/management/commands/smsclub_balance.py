@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...exceptions import SmsClubError
+from ...gateways import get_gateway
+
+
+class Command(BaseCommand):
+    help = "Print the SMSClub account balance of a configured gateway."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--gateway", help="gateway name from SMSCLUB['GATEWAYS']")
+
+    def handle(self, *args: Any, gateway: str | None = None, **options: Any) -> None:
+        try:
+            chosen = get_gateway(gateway)
+            balance = chosen.balance()
+        except SmsClubError as exc:
+            raise CommandError(str(exc)) from None
+        line = f"{chosen.name}: {balance.amount}"
+        if balance.currency:
+            line += f" {balance.currency}"
+        if balance.credit is not None:
+            line += f" (credit {balance.credit})"
+        self.stdout.write(line)
