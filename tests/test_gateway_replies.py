@@ -144,7 +144,10 @@ def test_http_wire_format_is_cp1251_base64_and_semicolons(canned):
 
 
 def test_http_status_lines_split_on_the_first_colon_only(canned):
-    reply = "=IDS START=<br/>11: DELIVRD<br/>12: 2165-05-28 21:14:21<br/>13: неверно указан id<br/>=IDS END=<br/>"
+    reply = (
+        "=IDS START=<br/>11: DELIVRD<br/>12: 2165-05-28 21:14:21<br/>"
+        "13: неверно указан id<br/>=IDS END=<br/>"
+    )
     canned.reply = (reply.encode("cp1251"), "text/html; charset=windows-1251", 200)
     states = gateway(HttpGateway, canned).fetch_states(["11", "12", "13"])
     assert states == {"11": "DELIVRD", "12": "2165-05-28 21:14:21", "13": "неверно указан id"}
@@ -274,7 +277,11 @@ def test_json_error_replies(canned, body, status, error):
 def test_json_sends_utf8_with_bearer_token(canned):
     import json
 
-    canned.reply = (b'{"success_request": {"info": {"5": "380501111111"}}}', "application/json", 200)
+    canned.reply = (
+        b'{"success_request": {"info": {"5": "380501111111"}}}',
+        "application/json",
+        200,
+    )
     [outcome] = gateway(JsonGateway, canned).send("Shop", [Outgoing(A, "Ґанок")])
     assert outcome.smsc_ids == ("5",)
     assert json.loads(canned.bodies[0].decode("utf-8")) == {
@@ -285,6 +292,10 @@ def test_json_sends_utf8_with_bearer_token(canned):
 
 
 def test_json_repeated_number_goes_in_separate_requests(canned):
-    canned.reply = (b'{"success_request": {"info": {"5": "380501111111"}}}', "application/json", 200)
+    canned.reply = (
+        b'{"success_request": {"info": {"5": "380501111111"}}}',
+        "application/json",
+        200,
+    )
     outcomes = gateway(JsonGateway, canned).send("Shop", [Outgoing(A, "hi"), Outgoing(A, "hi")])
     assert len(canned.bodies) == 2 and all(o.accepted for o in outcomes)

@@ -29,7 +29,7 @@ KINDS = {
 }
 A, B, C = "380501111111", "380672222222", "380933333333"
 LATIN_2_PARTS = "Order 42 is ready. " * 10  # 190 chars
-CYRILLIC_7_PARTS = "Ваше замовлення готове, ґанок і їжак є. " * 12  # > 402, <= 469
+CYRILLIC_7_PARTS = "Ваше замовлення готове, ґанок і їжак є. " * 11  # 440: > 402, <= 469
 
 
 def make(kind: str, emu: Emulator, **extra):
@@ -76,7 +76,13 @@ def test_bulk_multipart_send_maps_ids_to_recipients_by_part(kind, emu):
 
 @pytest.mark.parametrize(
     "text, parts",
-    [("Privet", 1), ("Привіт, світе!", 1), (LATIN_2_PARTS, 2), (CYRILLIC_7_PARTS, 7), ("x" * 1071, 7)],
+    [
+        ("Privet", 1),
+        ("Привіт, світе!", 1),
+        (LATIN_2_PARTS, 2),
+        (CYRILLIC_7_PARTS, 7),
+        ("x" * 1071, 7),
+    ],
 )
 def test_part_counts_of_cyrillic_and_latin_texts(kind, emu, text, parts):
     [outcome] = make(kind, emu).send("Shop", out((A, text)))
@@ -105,12 +111,13 @@ def test_states_follow_each_recipients_fate(kind, emu):
     outcomes = gateway.send("Shop", out((A, "x"), (B, "x"), (C, "x")))
     ids = [o.smsc_ids[0] for o in outcomes]
     assert set(gateway.fetch_states(ids).values()) == {"ENROUTE"}
-    assert gateway.fetch_states(ids) == dict(zip(ids, ["DELIVRD", "UNDELIV", "EXPIRED"]))
+    assert gateway.fetch_states(ids) == dict(zip(ids, ["DELIVRD", "UNDELIV", "EXPIRED"], strict=True))
 
 
-def test_unknown_id_keeps_the_providers_words(kind, emu):
+def test_unknown_id_is_answered_without_crashing(kind, emu):
     states = make(kind, emu).fetch_states(["999999999"])
-    assert states == {"999999999": "неверно указан id"}
+    # The JSON API leaves unknown IDs out; the others answer the provider's Russian words.
+    assert states == ({} if kind == "json" else {"999999999": "неверно указан id"})
 
 
 def test_status_queries_are_chunked(kind, emu):

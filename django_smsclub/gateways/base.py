@@ -77,6 +77,36 @@ class Batch:
     recipients: list[str] = field(default_factory=list)
 
 
+class _RedactSecrets(logging.Filter):
+    """Removes gateway credentials from urllib3's debug lines, which quote GET URLs whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            redacted = _redact(message, self.secrets)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+_log_redaction = _RedactSecrets()
+logging.getLogger("urllib3.connectionpool").addFilter(_log_redaction)
+
+
+def _redact(message: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+            quoted = requests.utils.quote(secret, safe="")
+            if quoted != secret:
+                message = message.replace(quoted, "***")
+    return message
+
+
 class Gateway(ABC):
     """Base of every gateway. Subclasses set the class attributes and implement the steps."""
 
@@ -111,6 +141,7 @@ class Gateway(ABC):
         self.rate_limit = options.get("RATE_LIMIT")
         self.options: dict[str, Any] = dict(options.get("OPTIONS") or {})
         self._session: requests.Session | None = None
+        _log_redaction.secrets.update(s for s in (self.password, self.token) if s)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -199,17 +230,19 @@ class Gateway(ABC):
         return None
 
     def plan(self, messages: Sequence[Outgoing]) -> Iterable[list[tuple[int, Outgoing]]]:
-        """Split messages into requests: same text together, at most ``batch_size`` each."""
+        """Split messages into requests of at most ``batch_size``, same texts together.
+
+        A gateway that takes different texts in one request gets the fewest requests; the
+        others get one text per request.
+        """
         groups: dict[str, list[tuple[int, Outgoing]]] = {}
         for index, message in enumerate(messages):
             groups.setdefault(message.text, []).append((index, message))
-        singles: list[tuple[int, Outgoing]] = []
+        if self.personal_texts_per_request:
+            yield from self._chunks([item for group in groups.values() for item in group])
+            return
         for group in groups.values():
-            if self.personal_texts_per_request and len(group) == 1:
-                singles.extend(group)
-                continue
             yield from self._chunks(group)
-        yield from self._chunks(singles)
 
     def _chunks(self, items: list[tuple[int, Outgoing]]) -> Iterable[list[tuple[int, Outgoing]]]:
         chunk: list[tuple[int, Outgoing]] = []
@@ -339,13 +372,7 @@ class Gateway(ABC):
 
     def redact(self, message: str) -> str:
         """``message`` with every credential of this gateway replaced by ``***``."""
-        for secret in (self.password, self.token):
-            if secret:
-                message = message.replace(secret, "***")
-                quoted = requests.utils.quote(secret, safe="")
-                if quoted != secret:
-                    message = message.replace(quoted, "***")
-        return message
+        return _redact(message, (self.password, self.token))
 
     def _describe(self, exc: BaseException) -> str:
         # Exceptions from requests can quote the URL, and a GET URL holds the password.

@@ -1,0 +1,70 @@
+"""Run the emulator in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Callable, Sequence
+
+from .core import Emulator
+from .state import DEFAULT_PASSWORD, DEFAULT_SENDERS, DEFAULT_TOKEN, DEFAULT_USERNAME
+
+DEFAULT_PORT = 8765
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--deliver-after-polls",
+        type=int,
+        default=1,
+        metavar="N",
+        help="status polls an SMS stays ENROUTE before its final word (default 1)",
+    )
+
+
+def banner(emulator: Emulator) -> list[str]:
+    return [
+        f"SMSClub emulator listening on {emulator.url}",
+        f"  username: {DEFAULT_USERNAME}",
+        f"  password: {DEFAULT_PASSWORD}",
+        f"  token:    {DEFAULT_TOKEN}",
+        f"  senders:  {', '.join(DEFAULT_SENDERS)}",
+        "Press Ctrl+C to stop.",
+    ]
+
+
+def serve(port: int, deliver_after_polls: int, write: Callable[[str], None]) -> None:
+    """Start an emulator, ``write`` its URL and credentials, and block until a signal."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    emulator = Emulator(port=port)
+    emulator.deliver_after(polls=deliver_after_polls)
+    try:
+        emulator.start()
+        for line in banner(emulator):
+            write(line)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    write("SMSClub emulator stopped.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m django_smsclub.emulator")
+    add_arguments(parser)
+    options = parser.parse_args(argv)
+    serve(options.port, options.deliver_after_polls, lambda line: print(line, flush=True))
