@@ -6,6 +6,8 @@ works in tests and nothing is cached at import time.
 
 from __future__ import annotations
 
+import copy
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -55,10 +57,19 @@ GATEWAY_DEFAULTS: dict[str, Any] = {
 
 def smsclub_settings() -> dict[str, Any]:
     """The ``SMSCLUB`` setting merged over the defaults."""
-    configured = getattr(settings, "SMSCLUB", None) or {}
+    configured = getattr(settings, "SMSCLUB", None)
+    if configured is None:
+        configured = {}
     if not isinstance(configured, dict):
         raise ConfigurationError(f"SMSCLUB must be a dict, not {type(configured).__name__}")
-    return {**DEFAULTS, **configured}
+    # A fresh copy of the defaults: a caller changing what it got must not change them.
+    merged = {**copy.deepcopy(DEFAULTS), **configured}
+    if not isinstance(merged["GATEWAYS"], dict):
+        raise ConfigurationError(
+            f"SMSCLUB['GATEWAYS'] must be a dict of name -> settings, "
+            f"not {type(merged['GATEWAYS']).__name__}"
+        )
+    return merged
 
 
 def get(key: str) -> Any:
@@ -85,7 +96,7 @@ def gateway_settings(name: str | None = None) -> dict[str, Any]:
     raw = gateways[name]
     if not isinstance(raw, dict):
         raise ConfigurationError(f"SMSCLUB['GATEWAYS'][{name!r}] must be a dict")
-    merged = {**GATEWAY_DEFAULTS, **raw, "NAME": name}
+    merged = {**copy.deepcopy(GATEWAY_DEFAULTS), **raw, "NAME": name}
     backend = merged.get("BACKEND")
     if not backend:
         raise ConfigurationError(f"SMSCLUB['GATEWAYS'][{name!r}] has no BACKEND")
@@ -106,17 +117,44 @@ def stale_sending_after() -> timedelta:
 
 
 def poll_intervals() -> list[int]:
-    intervals = [int(s) for s in get("POLL_INTERVALS")]
-    if not intervals or min(intervals) < 0:
-        raise ConfigurationError(f"SMSCLUB['POLL_INTERVALS'] {intervals!r} must be non-empty")
-    return intervals
+    """Seconds between polls of one report, growing; the last one repeats."""
+    value = get("POLL_INTERVALS")
+    if isinstance(value, list | tuple) and value:
+        seconds = [_as_seconds(item) for item in value]
+        if None not in seconds:
+            return [int(s) for s in seconds if s is not None]
+    raise ConfigurationError(
+        f"SMSCLUB['POLL_INTERVALS'] {value!r} must be a non-empty list of "
+        "finite, non-negative numbers of seconds"
+    )
 
 
 def _seconds(key: str) -> timedelta:
     value = get(key)
+    seconds = _as_seconds(value)
+    if seconds is None:
+        raise ConfigurationError(
+            f"SMSCLUB[{key!r}] {value!r} is not a valid number of seconds (finite, not negative)"
+        )
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
+
+
+def _as_seconds(value: object) -> float | None:
+    """``value`` (a number, a numeric string or a timedelta) in seconds; None if it is not
+    a finite, non-negative duration that a timedelta can hold."""
     if isinstance(value, timedelta):
-        return value
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        return None
+    else:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
     try:
-        return timedelta(seconds=float(value))
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"SMSCLUB[{key!r}] {value!r} is not a number of seconds") from None
+        timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+    return seconds

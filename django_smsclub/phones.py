@@ -25,7 +25,10 @@ def normalize_phone(raw: object, *, region: str | None = None) -> str:
 
 
 def normalize_phones(raws: Iterable[object], *, region: str | None = None) -> list[str]:
-    """Normalise every number; if any is invalid, raise one error naming each bad one."""
+    """Normalise every number; if any is invalid, raise one error naming each bad one.
+
+    A single number (a string or an int) is taken as a list of one, not as its characters.
+    """
     numbers, problems = split_valid(raws, region=region)
     if problems:
         raise InvalidMessage(problems)
@@ -35,7 +38,12 @@ def normalize_phones(raws: Iterable[object], *, region: str | None = None) -> li
 def split_valid(
     raws: Iterable[object], *, region: str | None = None
 ) -> tuple[list[str], list[str]]:
-    """Normalise what can be; return (numbers, one problem line per invalid input)."""
+    """Normalise what can be; return (numbers, one problem line per invalid input).
+
+    A single number (a string or an int) is taken as a list of one, not as its characters.
+    """
+    if isinstance(raws, str | int):
+        raws = [raws]
     region = region or conf.default_region()
     numbers: list[str] = []
     problems: list[str] = []
@@ -54,6 +62,8 @@ def phone_problem(raw: object, *, region: str | None = None) -> str | None:
 
 
 def _parse(raw: object, region: str) -> tuple[str, str | None]:
+    # phonenumbers knows regions only in upper case ("UA", not "ua").
+    region = str(region).strip().upper()
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
     if not isinstance(raw, str):
@@ -66,13 +76,28 @@ def _parse(raw: object, region: str) -> tuple[str, str | None]:
     candidate = text
     # People write Ukrainian numbers as 380XXXXXXXXX without a plus; phonenumbers reads that
     # as a national number unless told it is international.
-    digits = "".join(c for c in text if c.isdigit())
-    if text[0].isdigit() and len(digits) == 12 and digits.startswith("380"):
+    digits = "".join(c for c in text if c.isdecimal())
+    if text[0].isdecimal() and len(digits) == 12 and digits.startswith("380"):
         candidate = "+" + digits
     try:
         parsed = phonenumbers.parse(candidate, region)
-    except phonenumbers.NumberParseException:
+    except phonenumbers.NumberParseException as exc:
+        if (
+            exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE
+            and region not in phonenumbers.SUPPORTED_REGIONS
+        ):
+            return "", (
+                f"phone number {raw!r} has no country code and the region {region!r} "
+                "to read it in is not a known region"
+            )
         return "", f"phone number {raw!r} is not a phone number"
     if not phonenumbers.is_valid_number(parsed):
         return "", f"phone number {raw!r} is not a valid number"
+    if parsed.extension:
+        # "0501234567;0671234567" parses as one number with extension 0671234567: sending to
+        # the first alone would silently drop the rest.
+        return "", (
+            f"phone number {raw!r} has an extension ({parsed.extension!r}), which an SMS cannot "
+            "reach; give one number per recipient"
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:], None

@@ -67,11 +67,22 @@ _FAILURE_ORDER = [
 ]
 
 
-def status_from_word(word: str | None) -> Status:
-    """Our status for a provider word, case-insensitively; unknown words mean still pending."""
-    if not word:
+def status_from_word(word: object) -> Status:
+    """Our status for a provider word, case-insensitively; unknown words mean still pending.
+
+    Anything else (None, a date, a Russian error text, bytes, a number) is "sent": it never
+    raises, so one odd reply cannot stop the tracking of the others.
+    """
+    if isinstance(word, bytes):
+        word = word.decode("utf-8", "replace")
+    if not isinstance(word, str):
         return Status.SENT
-    return PROVIDER_WORDS.get(word.strip().upper(), Status.SENT)
+    word = word.strip()
+    # Only ASCII words are the provider's: str.upper() would turn "delıvrd" (dotless i) into
+    # "DELIVRD".
+    if not word.isascii():
+        return Status.SENT
+    return PROVIDER_WORDS.get(word.upper(), Status.SENT)
 
 
 def is_final(status: str) -> bool:
@@ -92,4 +103,5 @@ def aggregate(part_statuses: Iterable[str]) -> Status:
     failures = [s for s in statuses if s != Status.DELIVERED]
     if not failures:
         return Status.DELIVERED
-    return max(failures, key=lambda s: _FAILURE_ORDER.index(s) if s in _FAILURE_ORDER else -1)
+    worst = max(failures, key=lambda s: _FAILURE_ORDER.index(s) if s in _FAILURE_ORDER else -1)
+    return Status(worst)

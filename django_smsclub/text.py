@@ -91,14 +91,21 @@ def text_problem(text: object, *, cp1251: bool = False) -> str | None:
             if info.alphabet is Alphabet.ASCII
             else "it has non-ASCII characters, so at most 7 parts of 67"
         )
+        counted = (
+            ""
+            if info.length == len(text)
+            else " (characters beyond U+FFFF, such as emoji, count twice)"
+        )
         return (
-            f"text {_preview(text)} is {info.length} characters long; the limit is "
+            f"text {_preview(text)} is {info.length} characters long{counted}; the limit is "
             f"{info.max_length} because {why}"
         )
     if cp1251:
         bad = unencodable_cp1251(text)
         if bad:
             shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in bad[:5])
+            if len(bad) > 5:
+                shown += f" and {len(bad) - 5} more"
             return (
                 f"text {_preview(text)} has characters that Windows-1251 cannot hold: {shown}; "
                 "the HTTP gateway sends Windows-1251, use the XML or JSON gateway for them"
@@ -158,11 +165,28 @@ def check_sender(sender: object) -> str:
 
 
 def split_parts(text: str) -> list[str]:
-    """The text of each part, as a phone or the emulator would see them."""
+    """The text of each part, as a phone or the emulator would see them.
+
+    Each part holds at most ``describe(text).per_part`` units (UTF-16 units for a Unicode text)
+    and the parts join back to ``text``. A character beyond U+FFFF is never cut in two: when
+    one would straddle a part boundary it starts the next part, so a text with such characters
+    may split into one more piece than :func:`count_parts` says the provider bills.
+    """
     info = describe(text)
     if info.parts == 1:
         return [text]
-    return [text[i : i + info.per_part] for i in range(0, info.length, info.per_part)]
+    if info.alphabet is Alphabet.ASCII:
+        return [text[i : i + info.per_part] for i in range(0, len(text), info.per_part)]
+    parts: list[str] = []
+    start = units = 0
+    for index, char in enumerate(text):
+        width = 2 if ord(char) > 0xFFFF else 1
+        if units + width > info.per_part:
+            parts.append(text[start:index])
+            start, units = index, 0
+        units += width
+    parts.append(text[start:])
+    return parts
 
 
 def _preview(text: str) -> str:
