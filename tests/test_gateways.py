@@ -111,7 +111,8 @@ def test_states_follow_each_recipients_fate(kind, emu):
     outcomes = gateway.send("Shop", out((A, "x"), (B, "x"), (C, "x")))
     ids = [o.smsc_ids[0] for o in outcomes]
     assert set(gateway.fetch_states(ids).values()) == {"ENROUTE"}
-    assert gateway.fetch_states(ids) == dict(zip(ids, ["DELIVRD", "UNDELIV", "EXPIRED"], strict=True))
+    final = dict(zip(ids, ["DELIVRD", "UNDELIV", "EXPIRED"], strict=True))
+    assert gateway.fetch_states(ids) == final
 
 
 def test_unknown_id_is_answered_without_crashing(kind, emu):
