@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
+from json import dumps  # by name: the submodule gateways.json shadows the module
 
 from django.utils.module_loading import import_string
 
@@ -24,7 +24,7 @@ def get_gateway(name: str | None = None) -> Gateway:
     gateway's settings change, so ``override_settings`` takes effect.
     """
     options = conf.gateway_settings(name)
-    key = (options["NAME"], json.dumps(options, sort_keys=True, default=str))
+    key = (options["NAME"], dumps(options, sort_keys=True, default=str))
     with _lock:
         gateway = _instances.get(key)
         if gateway is None:
