@@ -209,7 +209,7 @@ class TestSelection:
         "kwargs",
         [
             {"kind": "explode"},
-            {"kind": "latency", "gateway": "soap"},
+            {"kind": "latency", "gateway": "telegraph"},
             {"kind": "latency", "op": "delete"},
             {"kind": "http_500", "times": 0},
             {"kind": "http_500", "rate": 1.5},

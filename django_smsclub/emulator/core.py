@@ -23,7 +23,7 @@ REPLY_SHAPES = ("seen", "doc")
 
 
 class Emulator:
-    """A faithful SMSClub server on 127.0.0.1 serving the HTTP, XML and JSON gateways.
+    """A faithful SMSClub server on 127.0.0.1 serving the HTTP, XML, SOAP and JSON gateways.
 
     ``port=0`` takes a free port; :attr:`url` tells which. Usable as a context manager.
     """

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 KINDS = ("latency", "http_500", "drop_before", "drop_after", "garbled")
-GATEWAYS = ("http", "xml", "json")
-OPS = ("send", "state", "balance", "originator")
+GATEWAYS = ("http", "xml", "json", "soap")
+OPS = ("send", "state", "balance", "originator", "wsdl")
 
 
 @dataclass

@@ -9,14 +9,21 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import http_api, json_api, xml_api
+from . import http_api, json_api, soap_api, xml_api
 from .faults import Faults, garble
 from .state import RequestRecord, State
 from .wire import Reply, Request, Route, scrub
 
 logger = logging.getLogger("django_smsclub.emulator")
 
-ROUTES: dict[str, Route] = {**http_api.ROUTES, **xml_api.ROUTES, **json_api.ROUTES}
+ROUTES: dict[str, Route] = {
+    **http_api.ROUTES,
+    **xml_api.ROUTES,
+    **json_api.ROUTES,
+    **soap_api.ROUTES,
+}
+#: Paths whose route depends on the request (the SOAP endpoint names its operation inside).
+DISPATCH = soap_api.DISPATCH
 #: Request bodies larger than this are refused unread.
 MAX_BODY = 4 * 1024 * 1024
 HOST = "127.0.0.1"
@@ -83,6 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         request = Request(self.command, url.path, url.query, body, headers)
         route = ROUTES.get(url.path)
+        if route is None and url.path in DISPATCH:
+            route = DISPATCH[url.path](request)
         if route is None:
             self._finish(request, None, _not_found(url.path), {}, None)
             return

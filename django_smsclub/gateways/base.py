@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -34,6 +36,9 @@ logger = logging.getLogger("django_smsclub.gateways")
 
 #: Replies larger than this are not read: no SMSClub reply comes near it.
 MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+#: Secrets shorter than this are not searched for in third-party log lines.
+MIN_LOGGED_SECRET = 4
 
 _DIGITS = re.compile(r"\d{7,15}")
 
@@ -78,7 +83,7 @@ class Batch:
 
 
 class _RedactSecrets(logging.Filter):
-    """Removes gateway credentials from urllib3's debug lines, which quote GET URLs whole."""
+    """Removes gateway credentials from the log lines of :data:`REDACTED_LOGGERS`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,17 +98,23 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
+#: Loggers whose debug lines can quote a request whole: urllib3 quotes GET URLs, zeep quotes
+#: SOAP envelopes. A filter on a logger sees only its own records, so each is named exactly.
+REDACTED_LOGGERS = ("urllib3.connectionpool", "zeep.transports")
+
 _log_redaction = _RedactSecrets()
-logging.getLogger("urllib3.connectionpool").addFilter(_log_redaction)
+for _name in REDACTED_LOGGERS:
+    logging.getLogger(_name).addFilter(_log_redaction)
 
 
 def _redact(message: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
-            message = message.replace(secret, "***")
-            quoted = requests.utils.quote(secret, safe="")
-            if quoted != secret:
-                message = message.replace(quoted, "***")
+            # As written, URL-quoted (a GET URL) and XML-escaped (an XML or SOAP body).
+            for form in dict.fromkeys(
+                (secret, requests.utils.quote(secret, safe=""), xml_escape(secret))
+            ):
+                message = message.replace(form, "***")
     return message
 
 
@@ -141,7 +152,10 @@ class Gateway(ABC):
         self.rate_limit = options.get("RATE_LIMIT")
         self.options: dict[str, Any] = dict(options.get("OPTIONS") or {})
         self._session: requests.Session | None = None
-        _log_redaction.secrets.update(s for s in (self.password, self.token) if s)
+        # Very short secrets would blank out ordinary words in every log line of the process.
+        _log_redaction.secrets.update(
+            s for s in (self.password, self.token) if len(s) >= MIN_LOGGED_SECRET
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -311,15 +325,18 @@ class Gateway(ABC):
         path: str,
         *,
         idempotent: bool,
+        server_errors: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
         """Make one HTTP request and read at most MAX_REPLY_BYTES of its reply.
 
         ``idempotent`` requests (status, balance) may be repeated safely, so every failure is
         :class:`GatewayUnavailable`. For a send, only a failure to connect is; anything after
-        the request went out is :class:`AmbiguousSend`.
+        the request went out is :class:`AmbiguousSend`. ``path`` may be a whole URL.
+        ``server_errors`` hands an HTTP 5xx reply back to be read (a SOAP fault comes so).
         """
-        url = self.base_url + path
+        url = path if "://" in path else self.base_url + path
+        path = urlsplit(url).path
         where = f"{self.name} {path}"
         try:
             response = self.session.request(
@@ -349,7 +366,7 @@ class Gateway(ABC):
                 f"gateway {where}: reply cut off ({self._describe(exc)})", gateway=self.name
             ) from None
         response._content = body
-        if response.status_code >= 500:
+        if response.status_code >= 500 and not server_errors:
             cls = GatewayUnavailable if idempotent else AmbiguousSend
             raise cls(
                 f"gateway {where}: HTTP {response.status_code} from the provider",
