@@ -57,11 +57,7 @@ GATEWAY_DEFAULTS: dict[str, Any] = {
 
 def smsclub_settings() -> dict[str, Any]:
     """The ``SMSCLUB`` setting merged over the defaults."""
-    configured = getattr(settings, "SMSCLUB", None)
-    if configured is None:
-        configured = {}
-    if not isinstance(configured, dict):
-        raise ConfigurationError(f"SMSCLUB must be a dict, not {type(configured).__name__}")
+    configured = _configured()
     # A fresh copy of the defaults: a caller changing what it got must not change them.
     merged = {**copy.deepcopy(DEFAULTS), **configured}
     if not isinstance(merged["GATEWAYS"], dict):
@@ -73,8 +69,25 @@ def smsclub_settings() -> dict[str, Any]:
 
 
 def get(key: str) -> Any:
-    """One top-level value of the ``SMSCLUB`` setting (or its default)."""
-    return smsclub_settings()[key]
+    """One top-level value of the ``SMSCLUB`` setting (or its default).
+
+    Cheap enough for a loop: only the value asked for is copied, not the whole setting.
+    """
+    if key == "GATEWAYS":
+        return smsclub_settings()[key]
+    configured = _configured()
+    if key in configured:
+        return configured[key]
+    return copy.deepcopy(DEFAULTS[key])
+
+
+def _configured() -> dict[str, Any]:
+    configured = getattr(settings, "SMSCLUB", None)
+    if configured is None:
+        return {}
+    if not isinstance(configured, dict):
+        raise ConfigurationError(f"SMSCLUB must be a dict, not {type(configured).__name__}")
+    return configured
 
 
 def gateway_names() -> list[str]:
