@@ -28,6 +28,10 @@ class InvalidMessage(SmsClubError, ValueError):
         super().__init__("; ".join(self.problems))
 
 
+class CampaignStateError(SmsClubError, ValueError):
+    """A campaign cannot do that in its present state (start a running one, add to a done one)."""
+
+
 class GatewayError(SmsClubError):
     """The gateway could not do what was asked. ``gateway`` names the settings key."""
 

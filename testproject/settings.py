@@ -5,6 +5,7 @@
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "django_smsclub",
 ]
 
@@ -62,7 +64,16 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "testproject.sqlite3")),
-            "OPTIONS": {"timeout": 30},
+            # Workers, pollers and the web process write at once: BEGIN IMMEDIATE makes them
+            # wait for each other (up to the timeout) instead of failing with "locked".
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # Tests race threads against each other; an in-memory database shared between
+            # threads fails at once instead of waiting, so tests get a file, one per run.
+            "TEST": {
+                "NAME": os.path.join(
+                    tempfile.gettempdir(), f"django_smsclub_test_{os.getpid()}.sqlite3"
+                )
+            },
         }
     }
 
@@ -81,6 +92,22 @@ TIME_ZONE = "Europe/Kyiv"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The API's own throttle reads this scope; unset means no limit.
+    "DEFAULT_THROTTLE_RATES": {
+        "smsclub": os.environ.get("SMSCLUB_API_RATE") or None,
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-smsclub",
+    "DESCRIPTION": "Send SMS through SMSClub: messages, campaigns, the account balance.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Read-only fields out of the request bodies, so clients (and schemathesis) see what to send.
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 CELERY_RESULT_BACKEND = None

@@ -299,3 +299,32 @@ def test_json_repeated_number_goes_in_separate_requests(canned):
     )
     outcomes = gateway(JsonGateway, canned).send("Shop", [Outgoing(A, "hi"), Outgoing(A, "hi")])
     assert len(canned.bodies) == 2 and all(o.accepted for o in outcomes)
+
+
+def test_random_bytes_are_never_taken_for_a_refusal():
+    import random
+
+    from django_smsclub.gateways.replies import decode_reply, looks_like_error_text
+
+    rng = random.Random(1)
+    for size in (6, 12, 20, 40, 80, 200):
+        for _ in range(2000):
+            body = bytes(rng.randrange(256) for _ in range(size))
+            reply = decode_reply(body, "windows-1251")
+            assert not (reply and looks_like_error_text(reply)), body
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Не найдено соответствие пары логин\\пароль",
+        "Неверное альфа-имя отправителя: Shop",
+        "Неверный номер получателя: 380501234567",
+        "Недостаточно средств на счете",
+        "Неверный текст сообщения: пустой текст (0 символов)",
+    ],
+)
+def test_the_providers_error_texts_are_recognised(text):
+    from django_smsclub.gateways.replies import looks_like_error_text
+
+    assert looks_like_error_text(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -30,6 +30,7 @@ from ..exceptions import (
     GatewayUnavailable,
     InvalidMessage,
     ProviderRefused,
+    RateLimited,
 )
 
 logger = logging.getLogger("django_smsclub.gateways")
@@ -132,6 +133,9 @@ class Gateway(ABC):
     #: Whether one request may carry the same recipient twice.
     repeats_recipients: ClassVar[bool] = True
     default_base_url: ClassVar[str] = ""
+    #: Whether a long-lived process of its own sends for this gateway, not the Celery tasks
+    #: (SMPP: one session per account, which also receives the delivery receipts).
+    dedicated_process: ClassVar[bool] = False
 
     def __init__(self, name: str = "default", **options: Any):
         self.name = name
@@ -160,13 +164,20 @@ class Gateway(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
-    def send(self, sender: str | None, messages: Sequence[Outgoing]) -> list[SendOutcome]:
+    def send(
+        self,
+        sender: str | None,
+        messages: Sequence[Outgoing],
+        *,
+        before_request: Callable[[], None] | None = None,
+    ) -> list[SendOutcome]:
         """Send ``messages`` from ``sender``; one outcome per message, in the given order.
 
         Bad input raises :class:`InvalidMessage` before any request. Failures of a request
         become the outcome of each message it carried; after a request fails for a reason
         other than a refusal, the requests not yet made are not made (their messages get a
-        retryable :class:`GatewayUnavailable`).
+        retryable :class:`GatewayUnavailable`, or the same refusal of the account).
+        ``before_request`` runs before each request (a rate limiter's ``acquire``).
         """
         sender = sender or self.default_sender
         prepared = self.validate(sender, messages)
@@ -175,11 +186,13 @@ class Gateway(ABC):
         for batch in self.plan(prepared):
             if stop is not None:
                 for index, _ in batch:
-                    results[index] = SendOutcome(messages[index], error=self._not_attempted(stop))
+                    results[index] = SendOutcome(messages[index], error=self.not_attempted(stop))
                 continue
             outgoing = [item for _, item in batch]
             try:
-                ids_per_message = self.send_batch(sender, outgoing)
+                if before_request is not None:
+                    before_request()
+                ids_per_message = self._send_checked(sender, outgoing)
             except GatewayError as exc:
                 exc.gateway = exc.gateway or self.name
                 logger.warning(
@@ -199,6 +212,28 @@ class Gateway(ABC):
                 else:
                     results[index] = SendOutcome(messages[index], smsc_ids=tuple(ids))
         return [results[i] for i in range(len(messages))]
+
+    def _send_checked(
+        self, sender: str, messages: list[Outgoing]
+    ) -> list[Sequence[str] | GatewayError]:
+        """``send_batch``, with a defect in it (not a reply) taken as a maybe-sent request."""
+        try:
+            result = list(self.send_batch(sender, messages))
+        except GatewayError:
+            raise
+        except Exception as exc:
+            logger.exception("gateway %s: unexpected error while sending", self.name)
+            raise AmbiguousSend(
+                f"gateway {self.name}: unexpected {type(exc).__name__} while sending "
+                f"{len(messages)} message(s); they may have been sent",
+                gateway=self.name,
+            ) from None
+        if len(result) != len(messages):
+            raise AmbiguousSend(
+                f"gateway {self.name}: {len(result)} outcome(s) for {len(messages)} message(s)",
+                gateway=self.name,
+            )
+        return result
 
     def fetch_states(self, smsc_ids: Sequence[str]) -> dict[str, str]:
         """The provider's raw status word per SMSC ID; IDs it did not answer for are absent."""
@@ -395,8 +430,10 @@ class Gateway(ABC):
         # Exceptions from requests can quote the URL, and a GET URL holds the password.
         return self.redact(f"{type(exc).__name__}: {exc}")[:300]
 
-    def _not_attempted(self, cause: GatewayError) -> GatewayError:
-        if not cause.retryable and not cause.may_have_sent:
+    def not_attempted(self, cause: GatewayError) -> GatewayError:
+        """The error of a message left unsent because an earlier request failed with ``cause``."""
+        # A refused login or a pause asked for applies to the whole account: pass it on.
+        if isinstance(cause, RateLimited) or (not cause.retryable and not cause.may_have_sent):
             return cause
         return GatewayUnavailable(
             f"gateway {self.name}: not attempted after an earlier request failed ({cause})",

@@ -13,9 +13,18 @@ import requests
 from ..exceptions import AuthenticationError, GatewayError, ProviderRefused
 
 MAX_ERROR_TEXT = 2000
+MIN_ERROR_TEXT = 16
+#: The share of letters, digits, spaces and ordinary punctuation in a real error text.
+WORDLIKE_SHARE = 0.9
+_TEXT_PUNCTUATION = frozenset(" .,:;!?-()'\"/\\№%+_")
 
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+_ERROR_WORDS = re.compile(
+    r"ошибк|неверн|недостаточно|запрещ|заблокир|альфа|номер|текст|средств|error", re.IGNORECASE
+)
 _LOGIN_WORDS = re.compile(r"логин|парол|авториз|login|password|unauthori", re.IGNORECASE)
 
 
@@ -37,14 +46,24 @@ def decode_reply(body: bytes, charset: str | None) -> str | None:
 
 
 def looks_like_error_text(reply: str) -> bool:
-    """Whether ``reply`` reads as one of the provider's plain error texts."""
+    """Whether ``reply`` reads as one of the provider's plain error texts: words, mostly.
+
+    A garbled reply decoded as Windows-1251 is printable too, but full of symbols; taking it
+    for a refusal would mark a message that may have gone out as failed, and so resendable.
+    """
     stripped = reply.strip()
-    return (
-        0 < len(stripped) <= MAX_ERROR_TEXT
-        and stripped.isprintable()
-        and bool(_CYRILLIC.search(stripped) or _LOGIN_WORDS.search(stripped))
-        and "=IDS" not in stripped
-    )
+    if not (0 < len(stripped) <= MAX_ERROR_TEXT and stripped.isprintable()) or "=IDS" in stripped:
+        return False
+    wordlike = sum(1 for c in stripped if c.isalnum() or c in _TEXT_PUNCTUATION)
+    if wordlike < WORDLIKE_SHARE * len(stripped):
+        return False
+    # Words are written in one script; chance mixes Cyrillic and Latin inside a word.
+    if any(_CYRILLIC.search(w) and _LATIN.search(w) for w in _LETTER_RUN.findall(stripped)):
+        return False
+    if _ERROR_WORDS.search(stripped) or _LOGIN_WORDS.search(stripped):
+        return True
+    # Unknown words: only a longer text of several words, which chance does not produce.
+    return len(stripped) >= MIN_ERROR_TEXT and " " in stripped and bool(_CYRILLIC.search(stripped))
 
 
 def error_from_text(provider_text: str, *, gateway: str) -> GatewayError:

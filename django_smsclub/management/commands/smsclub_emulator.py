@@ -10,7 +10,7 @@ from ...emulator import cli
 
 
 class Command(BaseCommand):
-    help = "Run a local SMSClub emulator (HTTP, XML and JSON gateways) on 127.0.0.1."
+    help = "Run a local SMSClub emulator (HTTP, XML, JSON and SOAP gateways) on 127.0.0.1."
 
     def add_arguments(self, parser: CommandParser) -> None:
         cli.add_arguments(parser)

@@ -1,0 +1,565 @@
+"""What the API reads and writes.
+
+Input is checked by the same rules as :mod:`django_smsclub.services` (which checks it again
+and stays the authority); every error names its field and the value that is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from .. import phones, services, text
+from ..exceptions import ConfigurationError
+from ..gateways import Gateway, get_gateway
+from ..models import Campaign, DeliveryReport, Message
+from ..status import Status
+from .problems import problems_by_field
+from .recipients import ENCODINGS
+
+#: The largest id a database column holds: a larger one is no object's, not a crash.
+MAX_ID = 2**63 - 1
+#: Numbers (or items) one request may send to; a larger audience is a campaign.
+MAX_RECIPIENTS_PER_REQUEST = 10_000
+#: Refused rows listed in a response; the rest are counted.
+MAX_REFUSED_LISTED = 1000
+#: Campaign fields fixed once recipients were added: their texts were rendered from them.
+RENDERED_FIELDS = ("text", "sender", "gateway")
+
+
+#: A recipient row of a campaign in JSON: a number, or {phone, <placeholder>: value, ...}.
+RECIPIENT_ROW_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH},
+        {
+            "type": "object",
+            "properties": {
+                "phone": {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH}
+            },
+            "required": ["phone"],
+            "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+        },
+    ],
+    "description": "A number, or {phone, <placeholder>: value, ...}.",
+}
+
+
+class NamesBadValues:
+    """Field errors that also say which value was wrong, not only what was wrong with it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)  # type: ignore[misc]
+        except ValidationError as exc:
+            if isinstance(exc.detail, dict) and isinstance(data, Mapping):
+                raise ValidationError(_with_values(exc.detail, data)) from None
+            raise
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """Written in UTC: the project's zone would give year-300 dates an offset of seconds
+    (+02:02:04, local mean time), which no ISO 8601 reader takes."""
+
+    def to_representation(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class ApiModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: UtcDateTimeField,
+    }
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField would take 5 or 1.5 as "5" and "1.5"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false in JSON; in a form (multipart) body, where every value is text, the
+    words DRF knows."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool | str):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH},
+            {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH},
+                "minItems": 1,
+                "maxItems": MAX_RECIPIENTS_PER_REQUEST,
+            },
+        ],
+        "description": "One number, or a list of them; any common spelling "
+        "(+380 50 123-45-67, 0501234567, 380501234567).",
+    }
+)
+class RecipientsField(serializers.Field):
+    """``to``: one number or a list of numbers (strings), given as a list."""
+
+    default_error_messages = {
+        "invalid": "must be a phone number (a string) or a list of them, not {kind} {value}",
+        "empty": "is an empty list; give at least one number",
+        "too_many": "has {count} numbers; at most {limit} go in one request (use a campaign)",
+        "item": "item {index} must be a phone number (a string), not {kind} {value}",
+    }
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, str):
+            return [data]
+        if not isinstance(data, list):
+            self.fail("invalid", kind=type(data).__name__, value=_shown(data))
+        if not data:
+            self.fail("empty")
+        if len(data) > MAX_RECIPIENTS_PER_REQUEST:
+            self.fail("too_many", count=len(data), limit=MAX_RECIPIENTS_PER_REQUEST)
+        bad = [
+            ErrorDetail(
+                self.error_messages["item"].format(
+                    index=index, kind=type(item).__name__, value=_shown(item)
+                ),
+                code="item",
+            )
+            for index, item in enumerate(data)
+            if not isinstance(item, str)
+        ]
+        if bad:
+            raise ValidationError(bad)
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MessageItemSerializer(NamesBadValues, serializers.Serializer):
+    """One personal text to one number."""
+
+    to = StrictCharField(
+        max_length=phones.MAX_INPUT_LENGTH, allow_blank=True, trim_whitespace=False
+    )
+    text = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+
+class SendOptionsSerializer(NamesBadValues, serializers.Serializer):
+    """What every send may add to its recipients and texts."""
+
+    sender = StrictCharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=64,
+        help_text="Alpha-name; empty means the gateway's SENDER.",
+    )
+    gateway = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="A key of SMSCLUB['GATEWAYS']; empty means the default gateway.",
+    )
+    send_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Not sent before this time."
+    )
+    metadata = serializers.DictField(
+        required=False, help_text="Your own JSON values, kept with every message."
+    )
+
+
+class SendTextSerializer(SendOptionsSerializer):
+    """One text to one number or to each of a list of numbers."""
+
+    to = RecipientsField()
+    text = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+
+class SendPersonalSerializer(SendOptionsSerializer):
+    """A personal text to each number."""
+
+    items = serializers.ListField(
+        child=MessageItemSerializer(), allow_empty=False, max_length=MAX_RECIPIENTS_PER_REQUEST
+    )
+
+
+class MessageCreateSerializer(SendOptionsSerializer):
+    """``to`` and ``text`` for one text to many; or ``items``, a personal text to each.
+
+    The schema shows the two shapes (:class:`SendTextSerializer`,
+    :class:`SendPersonalSerializer`); this one reads either and says which fields clash.
+    """
+
+    to = RecipientsField(required=False)
+    text = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    items = serializers.ListField(
+        child=MessageItemSerializer(),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_RECIPIENTS_PER_REQUEST,
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "items" in attrs:
+            clash = [name for name in ("to", "text") if name in attrs]
+            if clash:
+                raise ValidationError(
+                    {name: ["give either 'to' and 'text', or 'items', not both"] for name in clash}
+                )
+            self._check_items(attrs)
+        elif "to" not in attrs:
+            raise ValidationError({"to": ["give 'to' and 'text', or 'items'"]})
+        elif "text" not in attrs:
+            raise ValidationError({"text": ["is required with 'to'"]})
+        return attrs
+
+    def _check_items(self, attrs: dict[str, Any]) -> None:
+        """Each item's number and text, so an error points at the item that holds it."""
+        gateway: Gateway | None = None
+        try:
+            gateway = get_gateway(attrs.get("gateway") or None)
+        except ConfigurationError as exc:
+            raise ValidationError({"gateway": [str(exc)]}) from None
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, item in enumerate(attrs["items"]):
+            found = {
+                "to": phones.phone_problem(item["to"]),
+                "text": gateway_text_problem(item["text"], gateway),
+            }
+            found = {name: [problem] for name, problem in found.items() if problem}
+            if found:
+                errors[index] = found
+        if errors:
+            raise ValidationError({"items": errors})
+
+
+class DeliveryReportSerializer(ApiModelSerializer):
+    class Meta:
+        model = DeliveryReport
+        fields = ["part", "smsc_id", "raw_status", "status", "created_at", "changed_at"]
+
+
+class MessageSerializer(ApiModelSerializer):
+    campaign_name = serializers.CharField(
+        source="campaign.name", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "campaign",
+            "campaign_name",
+            "recipient",
+            "sender",
+            "text",
+            "gateway",
+            "parts",
+            "status",
+            "error",
+            "attempts",
+            "metadata",
+            "retry_of",
+            "created_by",
+            "created_at",
+            "next_attempt_at",
+            "sent_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageDetailSerializer(MessageSerializer):
+    """A message with the delivery report of each of its parts."""
+
+    reports = DeliveryReportSerializer(many=True, read_only=True)
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "reports"]
+        read_only_fields = fields
+
+
+class MessagesCreatedSerializer(serializers.Serializer):
+    messages = MessageSerializer(many=True, read_only=True)
+
+
+class CampaignSerializer(NamesBadValues, ApiModelSerializer):
+    """A campaign. Its text, sender and gateway are checked as the send would check them."""
+
+    name = StrictCharField(max_length=200)
+    sender = StrictCharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="Alpha-name; empty means the gateway's SENDER.",
+    )
+    text = StrictCharField(
+        trim_whitespace=False,
+        help_text="May hold {placeholders} filled from each recipient's values.",
+    )
+    gateway = StrictCharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="A key of SMSCLUB['GATEWAYS']; empty means the default gateway.",
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id",
+            "name",
+            "sender",
+            "text",
+            "gateway",
+            "state",
+            "send_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["state", "created_by", "created_at", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        campaign = self.instance
+        if campaign is not None:
+            self._check_change(campaign, attrs)
+        candidate = Campaign(
+            **{
+                name: attrs.get(name, getattr(campaign, name, ""))
+                for name in ("name", "sender", "text", "gateway")
+            }
+        )
+        problems = services.campaign_problems(candidate)
+        if problems:
+            raise ValidationError(problems_by_field(problems))
+        return attrs
+
+    def update(self, instance: Campaign, validated_data: dict[str, Any]) -> Campaign:
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        # Only the fields sent: a full save would write back a state another request changed.
+        instance.save(update_fields=[*validated_data, "updated_at"])
+        return instance
+
+    def _check_change(self, campaign: Campaign, attrs: dict[str, Any]) -> None:
+        changed = [name for name, value in attrs.items() if value != getattr(campaign, name)]
+        errors: dict[str, list[str]] = {}
+        if campaign.state != Campaign.State.DRAFT:
+            for name in changed:
+                if name != "name":
+                    errors[name] = [
+                        f"campaign {campaign.name!r} is {campaign.state}; its {name} can change "
+                        "only while it is a draft"
+                    ]
+        elif any(name in RENDERED_FIELDS for name in changed) and campaign.messages.exists():
+            for name in changed:
+                if name in RENDERED_FIELDS:
+                    errors[name] = [
+                        f"campaign {campaign.name!r} has recipients whose texts were made with "
+                        f"its {name}; make a new campaign to change it"
+                    ]
+        if errors:
+            raise ValidationError(errors)
+
+
+@extend_schema_field(RECIPIENT_ROW_SCHEMA)
+class RecipientRowField(serializers.Field):
+    """A number, or an object with ``phone`` and the values of the text's placeholders."""
+
+    default_error_messages = {
+        "invalid": "must be a phone number (a string) or an object with 'phone', "
+        "not {kind} {value}",
+        "no_phone": "has no 'phone' (a string): {value}",
+        "value": "value {name!r} must be a string or a number, not {kind} {value}",
+    }
+
+    def to_internal_value(self, data: Any) -> str | tuple[str, dict[str, Any]]:
+        if isinstance(data, str):
+            return data
+        if not isinstance(data, dict):
+            self.fail("invalid", kind=type(data).__name__, value=_shown(data))
+        phone = data.get("phone")
+        if not isinstance(phone, str):
+            self.fail("no_phone", value=_shown(data))
+        values = {name: value for name, value in data.items() if name != "phone"}
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                self.fail("value", name=name, kind=type(value).__name__, value=_shown(value))
+        return phone, values
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class RecipientsSerializer(NamesBadValues, serializers.Serializer):
+    recipients = serializers.ListField(child=RecipientRowField(), allow_empty=False)
+    skip_invalid = StrictBooleanField(
+        default=False,
+        help_text="Add the good rows and list the bad ones; otherwise one bad row adds none.",
+    )
+
+
+class RecipientsUploadSerializer(NamesBadValues, serializers.Serializer):
+    file = serializers.FileField(
+        help_text="CSV with a header line: a 'phone' column and one column per placeholder; "
+        "comma, semicolon or tab separated."
+    )
+    skip_invalid = StrictBooleanField(
+        default=False,
+        help_text="Add the good rows and list the bad ones; otherwise one bad row adds none.",
+    )
+    encoding = serializers.ChoiceField(choices=ENCODINGS, default="utf-8")
+
+
+class RefusedRowSerializer(serializers.Serializer):
+    row = serializers.IntegerField(help_text="1-based: the n-th recipient given.")
+    line = serializers.IntegerField(
+        allow_null=True, required=False, help_text="The line of an uploaded file it came from."
+    )
+    value = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class RecipientsResultSerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="Numbers already in the campaign, skipped.")
+    refused_count = serializers.IntegerField()
+    refused = RefusedRowSerializer(
+        many=True, help_text=f"The refused rows, the first {MAX_REFUSED_LISTED} of them."
+    )
+
+
+class RetryFailedSerializer(NamesBadValues, serializers.Serializer):
+    statuses = serializers.MultipleChoiceField(
+        choices=sorted(services.RETRY_STATUSES),
+        required=False,
+        allow_empty=False,
+        help_text="Retry only these; by default all that surely did not arrive.",
+    )
+
+
+class CampaignCancelledSerializer(serializers.Serializer):
+    cancelled = serializers.IntegerField(help_text="Messages cancelled before they were sent.")
+    campaign = CampaignSerializer(read_only=True)
+
+
+class CampaignRetriedSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="New messages queued in place of failed ones.")
+    campaign = CampaignSerializer(read_only=True)
+
+
+StatusCountsSerializer = type(
+    "StatusCountsSerializer",
+    (serializers.Serializer,),
+    {status: serializers.IntegerField() for status in Status.values},
+)
+
+
+class CampaignStatsSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=Campaign.State.choices)
+    total = serializers.IntegerField(help_text="Messages.")
+    counts = StatusCountsSerializer(help_text="Messages per status.")
+    parts = StatusCountsSerializer(help_text="SMS parts per status.")
+    parts_total = serializers.IntegerField()
+    spent_parts = serializers.IntegerField(help_text="Parts the provider accepted: paid for.")
+    cost_parts = serializers.IntegerField(
+        help_text="What the campaign costs in parts: those accepted and those still to send."
+    )
+
+
+class QueryParameters(NamesBadValues, serializers.Serializer):
+    """Query parameters. One that is given must hold a value: DRF would read ``?number=``
+    as no parameter at all, and quietly list everything."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        values = data.getlist if hasattr(data, "getlist") else lambda name: [data[name]]
+        blank = [
+            name
+            for name, field in self.fields.items()
+            if name in data and "" in values(name) and not getattr(field, "allow_blank", False)
+        ]
+        if blank:
+            raise ValidationError(
+                {name: ["is empty; leave the parameter out to not filter by it"] for name in blank}
+            )
+        return super().to_internal_value(data)
+
+
+class BalanceQuerySerializer(QueryParameters):
+    gateway = StrictCharField(
+        required=False, allow_blank=True, max_length=64, help_text="Default: the default gateway."
+    )
+
+
+class BalanceSerializer(serializers.Serializer):
+    gateway = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=None, decimal_places=None)
+    credit = serializers.DecimalField(max_digits=None, decimal_places=None, allow_null=True)
+    currency = serializers.CharField(allow_null=True)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class GatewayErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    gateway = serializers.CharField()
+    error = serializers.CharField(help_text="The kind of failure, e.g. GatewayUnavailable.")
+
+
+def gateway_text_problem(body: str, gateway: Gateway) -> str | None:
+    """Why ``body`` cannot go through ``gateway``: the SMS rules and the gateway's own."""
+    problem = text.text_problem(body, cp1251=gateway.needs_cp1251)
+    return problem or gateway.extra_text_problem(body)
+
+
+def _with_values(detail: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    named: dict[str, Any] = {}
+    for name, errors in detail.items():
+        if name not in data or not isinstance(errors, list):
+            named[name] = errors
+            continue
+        value = data.getlist(name) if hasattr(data, "getlist") else data[name]
+        if isinstance(value, list) and len(value) == 1 and hasattr(data, "getlist"):
+            value = value[0]
+        shown = _shown(value)
+        named[name] = [
+            error
+            if _names(str(error), value)
+            else ErrorDetail(f"{error} Got {shown}.", code=error.code)
+            for error in errors
+        ]
+    return named
+
+
+def _names(message: str, value: Any) -> bool:
+    """Whether ``message`` already quotes ``value`` (every item of a list value)."""
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(
+        isinstance(v, str | int | float) and str(v) and str(v) in message for v in values
+    )
+
+
+def _shown(value: Any) -> str:
+    if hasattr(value, "name") and hasattr(value, "chunks"):
+        return f"file {value.name!r:.80}"
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."

@@ -1,0 +1,291 @@
+"""Campaigns, messages and the provider's delivery reports.
+
+A :class:`Message` is one text to one recipient; a :class:`DeliveryReport` is one SMS part the
+provider acknowledged with an SMSC ID. A message's status is the aggregate of its parts'
+reports (see :func:`django_smsclub.status.aggregate`). The domain operations live in
+:mod:`django_smsclub.services`; the methods here are thin doors into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .status import FINAL_STATUSES, Status
+
+if TYPE_CHECKING:
+    from .services import RecipientsResult
+
+__all__ = ["ApiIdempotencyKey", "Campaign", "DeliveryReport", "Message"]
+
+#: Statuses a message is in until the provider's network settles its fate.
+PENDING_STATUSES: frozenset[str] = frozenset(Status.values) - FINAL_STATUSES
+
+RAW_STATUS_MAX_LENGTH = 255
+ERROR_MAX_LENGTH = 2000
+
+
+class CampaignQuerySet(models.QuerySet):
+    def with_status_counts(self) -> CampaignQuerySet:
+        """Annotate ``count_<status>`` for every status and ``count_total``, in one query."""
+        counts = {
+            f"count_{status}": Count("messages", filter=Q(messages__status=status))
+            for status in Status.values
+        }
+        return self.annotate(count_total=Count("messages"), **counts)
+
+
+class Campaign(models.Model):
+    """One text (with ``{placeholders}`` for personal texts) to many recipients."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        SCHEDULED = "scheduled", _("scheduled")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        CANCELLED = "cancelled", _("cancelled")
+
+    name = models.CharField(_("name"), max_length=200)
+    sender = models.CharField(
+        _("sender"),
+        max_length=11,
+        blank=True,
+        help_text=_("Alpha-name; empty means the gateway's SENDER."),
+    )
+    text = models.TextField(
+        _("text"), help_text=_("May hold {placeholders} filled from each recipient's values.")
+    )
+    gateway = models.CharField(
+        _("gateway"),
+        max_length=64,
+        blank=True,
+        help_text=_("A key of SMSCLUB['GATEWAYS']; empty means the default gateway."),
+    )
+    state = models.CharField(
+        _("state"), max_length=12, choices=State.choices, default=State.DRAFT, db_index=True
+    )
+    send_at = models.DateTimeField(
+        _("send at"), null=True, blank=True, help_text=_("Empty means as soon as it starts.")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from . import services
+
+        problems = services.campaign_problems(self)
+        if problems:
+            raise ValidationError(problems)
+
+    def status_counts(self) -> dict[str, int]:
+        """Messages per status (every status present, zeros included), in one grouped query."""
+        counts = dict.fromkeys(Status.values, 0)
+        rows = self.messages.order_by().values_list("status").annotate(n=Count("pk"))
+        counts.update(dict(rows))
+        return counts
+
+    def add_recipients(
+        self,
+        recipients: Iterable[Any],
+        *,
+        skip_invalid: bool = False,
+        chunk_size: int = 1000,
+    ) -> RecipientsResult:
+        """Add numbers, or (number, values) pairs for the text's placeholders; see services."""
+        from . import services
+
+        return services.add_recipients(
+            self, recipients, skip_invalid=skip_invalid, chunk_size=chunk_size
+        )
+
+    def start(self) -> None:
+        """Release the messages: now, or at ``send_at``."""
+        from . import services
+
+        services.start_campaign(self)
+
+    def cancel(self) -> int:
+        """Cancel every message not yet claimed by a worker; return how many."""
+        from . import services
+
+        return services.cancel_campaign(self)
+
+    def retry_failed(self, statuses: Iterable[str] | None = None) -> int:
+        """Send anew each message that surely did not arrive; return how many were queued."""
+        from . import services
+
+        return services.retry_failed(self, statuses)
+
+
+class Message(models.Model):
+    """One SMS text to one recipient, from queued to its final status."""
+
+    campaign = models.ForeignKey(
+        Campaign,
+        verbose_name=_("campaign"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        # The (campaign, status) index below serves every lookup by campaign.
+        db_index=False,
+    )
+    recipient = models.CharField(_("recipient"), max_length=20)
+    sender = models.CharField(_("sender"), max_length=11)
+    text = models.TextField(_("text"))
+    gateway = models.CharField(_("gateway"), max_length=64)
+    parts = models.PositiveSmallIntegerField(_("parts"), default=1)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("Not sent before this; empty until its campaign starts."),
+    )
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=255,
+        blank=True,
+        help_text=_("Unique when set: a repeat returns the first call's messages."),
+    )
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    retry_of = models.OneToOneField(
+        "self",
+        verbose_name=_("retry of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retry",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="smsclub_msg_idempotency_key",
+            ),
+        ]
+        indexes = [
+            # claim_batch: the due queued messages of one gateway, earliest first.
+            models.Index(
+                fields=["gateway", "next_attempt_at", "id"],
+                condition=Q(status=Status.QUEUED),
+                name="smsclub_msg_queued_due",
+            ),
+            # sweep_stale_claims: claims older than STALE_SENDING_AFTER.
+            models.Index(
+                fields=["claimed_at", "id"],
+                condition=Q(status=Status.SENDING),
+                name="smsclub_msg_sending_claimed",
+            ),
+            # Campaign counts, cancel and retry_failed.
+            models.Index(fields=["campaign", "status"], name="smsclub_msg_campaign_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.status}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class DeliveryReport(models.Model):
+    """One SMS part the provider acknowledged, and what the network said of it."""
+
+    message = models.ForeignKey(
+        Message,
+        verbose_name=_("message"),
+        on_delete=models.CASCADE,
+        related_name="reports",
+        # The unique (message, part) index serves every lookup by message.
+        db_index=False,
+    )
+    part = models.PositiveSmallIntegerField(_("part"))
+    smsc_id = models.CharField(_("SMSC ID"), max_length=64)
+    gateway = models.CharField(_("gateway"), max_length=64)
+    raw_status = models.CharField(
+        _("provider status"),
+        max_length=RAW_STATUS_MAX_LENGTH,
+        blank=True,
+        help_text=_("The provider's word, verbatim."),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.SENT
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    next_poll_at = models.DateTimeField(_("next poll at"), null=True, blank=True)
+    polls = models.PositiveIntegerField(_("polls"), default=0)
+
+    class Meta:
+        verbose_name = _("delivery report")
+        verbose_name_plural = _("delivery reports")
+        ordering = ["message_id", "part"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "part"], name="smsclub_report_message_part"),
+        ]
+        indexes = [
+            # poll_due: the reports of one gateway that are not final and are due.
+            models.Index(
+                fields=["gateway", "next_poll_at", "id"],
+                condition=Q(status=Status.SENT),
+                name="smsclub_report_due",
+            ),
+            # apply_states: SMSC IDs from a status reply or an SMPP receipt.
+            models.Index(fields=["gateway", "smsc_id"], name="smsclub_report_smsc"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.smsc_id}: {self.raw_status or self.status}"
+
+
+# The REST API's idempotency record lives beside the API code that alone uses it; importing it
+# here registers it with the app (migrations, flush). That module loads no DRF.
+from .api.idempotency import ApiIdempotencyKey  # noqa: E402

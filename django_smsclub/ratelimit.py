@@ -1,0 +1,100 @@
+"""A request rate per provider account, shared by every worker through the Django cache.
+
+SMSClub counts requests per account (the JSON API allows 9 a second), not per process, so the
+count lives in the cache (Redis in production): one counter per account and time window,
+created with the atomic ``cache.add`` and raised with the atomic ``cache.incr``. A worker over
+the limit sleeps until the next window. Workers on different machines share windows as far as
+their clocks agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from django.core.cache import caches
+
+from .exceptions import ConfigurationError
+from .gateways.base import Gateway
+
+logger = logging.getLogger("django_smsclub")
+
+KEY_PREFIX = "django_smsclub:rate"
+
+
+class RateLimiter:
+    """At most ``rate`` requests a second under ``key``, across every process sharing the cache.
+
+    A rate below 1 means one request every ``1 / rate`` seconds.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        rate: float,
+        *,
+        cache_alias: str = "default",
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+            raise ConfigurationError(f"RATE_LIMIT {rate!r} must be a positive number per second")
+        self.key = key
+        self.window = 1.0 if rate >= 1 else 1.0 / rate
+        self.capacity = max(1, math.floor(rate * self.window))
+        self.cache_alias = cache_alias
+        self.clock = clock
+        self.sleep = sleep
+
+    def acquire(self) -> float:
+        """Wait until one more request fits in the rate; return the seconds waited."""
+        cache = caches[self.cache_alias]
+        # Long enough to outlive its window even when clocks differ a little.
+        ttl = math.ceil(self.window * 2) + 1
+        waited = 0.0
+        while True:
+            now = self.clock()
+            window = math.floor(now / self.window)
+            key = f"{self.key}:{window}"
+            try:
+                cache.add(key, 0, timeout=ttl)
+                count = cache.incr(key)
+            except ValueError:
+                # The counter expired between add and incr: start the window again.
+                continue
+            except Exception:
+                # Sending on without the limit beats not sending: the provider answers a burst
+                # with "too many requests", which is retried.
+                logger.warning("rate limit %s: the cache failed; going on unlimited", self.key)
+                return waited
+            if count <= self.capacity:
+                return waited
+            pause = max((window + 1) * self.window - now, 0.001)
+            self.sleep(pause)
+            waited += pause
+
+
+def for_gateway(gateway: Gateway) -> RateLimiter | None:
+    """The limiter of ``gateway``'s account, or None when it has no rate limit.
+
+    ``RATE_LIMIT`` in the gateway's settings wins; a gateway class may declare
+    ``default_rate_limit`` (the JSON API's 9 a second); ``RATE_LIMIT: 0`` turns it off.
+    """
+    rate = gateway.rate_limit
+    if rate is None or rate == "":
+        rate = getattr(type(gateway), "default_rate_limit", None)
+    if not rate:
+        return None
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"RATE_LIMIT {rate!r} of gateway {gateway.name!r} is not a number per second"
+        ) from None
+    # The provider counts per account; hashed, because a token is a secret.
+    account = gateway.username or gateway.token or f"gateway:{gateway.name}"
+    digest = hashlib.sha256(f"{gateway.base_url}|{account}".encode()).hexdigest()[:24]
+    return RateLimiter(f"{KEY_PREFIX}:{digest}", rate)

@@ -1,0 +1,53 @@
+"""What the package tells the host project about its messages.
+
+Every signal is sent with ``sender=Message`` once per status change, after the transaction that
+made the change commits. A receiver that raises is logged (logger ``django_smsclub``) and
+changes nothing else: the other receivers still run and the status stays as recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import Signal
+
+from .status import FAILURE_STATUSES, FINAL_STATUSES, Status
+
+logger = logging.getLogger("django_smsclub")
+
+#: Any status change of a message; provides: message, old_status, new_status
+message_status_changed = Signal()
+#: Every part of a message reached the phone; provides: message, old_status, new_status
+message_delivered = Signal()
+#: A message ended undelivered, expired, rejected, failed or unknown; provides: message,
+#: old_status, new_status
+message_failed = Signal()
+#: A message reached a final status of any kind; provides: message, old_status, new_status
+message_finished = Signal()
+
+
+def notify(message: Any, old_status: str, new_status: str) -> None:
+    """Send every signal one status change calls for; log the receivers that fail."""
+    signals = [("message_status_changed", message_status_changed)]
+    if new_status == Status.DELIVERED:
+        signals.append(("message_delivered", message_delivered))
+    if new_status in FAILURE_STATUSES:
+        signals.append(("message_failed", message_failed))
+    if new_status in FINAL_STATUSES:
+        signals.append(("message_finished", message_finished))
+    for name, signal in signals:
+        results = signal.send_robust(
+            sender=type(message), message=message, old_status=old_status, new_status=new_status
+        )
+        for receiver, result in results:
+            if isinstance(result, Exception):
+                logger.error(
+                    "receiver %s of %s failed for message %s (%s -> %s)",
+                    getattr(receiver, "__qualname__", None) or repr(receiver),
+                    name,
+                    message.pk,
+                    old_status,
+                    new_status,
+                    exc_info=(type(result), result, result.__traceback__),
+                )

@@ -1,0 +1,53 @@
+"""Celery tasks: thin wrappers over :mod:`django_smsclub.services`.
+
+``send_queued`` is enqueued when messages are committed; ``send_due``, ``poll_reports`` and
+``sweep`` are periodic (see :data:`django_smsclub.celery.beat_schedule`). Every task is safe to
+run twice at once: the services claim their rows.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import conf, services
+
+#: Seconds a task works before handing the rest to a fresh task, so one long backlog neither
+#: holds a worker for hours nor outlives a broker's visibility timeout.
+TIME_BUDGET = 60.0
+
+
+@shared_task(name="django_smsclub.tasks.send_queued", ignore_result=True)
+def send_queued(gateway: str | None = None) -> int:
+    """Send the due messages of ``gateway`` (the default one if None)."""
+    name = gateway or conf.default_gateway_name()
+    if not services.sent_by_workers(name):
+        return 0
+    handled = services.send_due(name, time_budget=TIME_BUDGET)
+    if handled and services.has_due_messages(name):
+        send_queued.delay(name)
+    return handled
+
+
+@shared_task(name="django_smsclub.tasks.send_due", ignore_result=True)
+def send_due() -> list[str]:
+    """Start a send for every gateway with due messages: scheduled ones, backoffs, lost tasks."""
+    names = services.gateways_with_due_messages()
+    for name in names:
+        send_queued.delay(name)
+    return names
+
+
+@shared_task(name="django_smsclub.tasks.poll_reports", ignore_result=True)
+def poll_reports(gateway: str | None = None) -> int:
+    """Poll the due delivery reports of ``gateway``, or of every gateway that has some."""
+    names = [gateway] if gateway else services.gateways_with_due_reports()
+    return sum(services.poll_due(name, time_budget=TIME_BUDGET) for name in names)
+
+
+@shared_task(name="django_smsclub.tasks.sweep", ignore_result=True)
+def sweep() -> dict[str, int]:
+    """Settle claims dead workers left behind; move campaigns to running and done."""
+    return {
+        "stale_claims": services.sweep_stale_claims(),
+        "campaigns": services.refresh_campaigns(),
+    }
