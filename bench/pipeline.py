@@ -28,6 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--gateway", choices=["xml", "http", "json"], default="xml")
+    parser.add_argument(
+        "--add-only", action="store_true", help="stop after the add recipients phase"
+    )
     args = parser.parse_args()
 
     import django
@@ -80,14 +83,16 @@ def main() -> None:
                     figures.append((name, seconds, len(queries.captured_queries)))
 
                 phase("add recipients", lambda: campaign.add_recipients(rows, chunk_size=2000))
-                campaign.start()
-                phase("send", lambda: services.send_due("bench"))
+                add_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                if not args.add_only:
+                    campaign.start()
+                    phase("send", lambda: services.send_due("bench"))
 
-                def poll_all():
-                    while Message.objects.exclude(status__in=FINAL_STATUSES).exists():
-                        services.poll_due("bench")
+                    def poll_all():
+                        while Message.objects.exclude(status__in=FINAL_STATUSES).exists():
+                            services.poll_due("bench")
 
-                phase("poll to final", poll_all)
+                    phase("poll to final", poll_all)
                 counts = campaign.status_counts()
     finally:
         connection.creation.destroy_test_db(test_db, verbosity=0)
@@ -99,6 +104,7 @@ def main() -> None:
             f"{name:<16} {seconds:8.2f} {n / seconds:9.0f} {queries:8d} {queries * 100 / n:10.2f}"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS after adding {add_peak:.0f} MiB")
     print(f"peak RSS {peak:.0f} MiB (this process, the emulator included)")
     print("final statuses:", {k: v for k, v in counts.items() if v})
 

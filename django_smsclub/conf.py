@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF_MAX": 3600,
     "RESEND_AMBIGUOUS": False,
     "SEND_BATCH_SIZE": 500,
+    # Send tasks a started campaign is split into (each claims its own batches).
+    "SEND_CONCURRENCY": 4,
     "POLL_BATCH_SIZE": 500,
 }
 

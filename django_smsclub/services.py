@@ -26,6 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import (
     Case,
+    Count,
     DateTimeField,
     Exists,
     F,
@@ -183,8 +184,9 @@ def send_personalized(
     return _queue(rows, options, created_by)
 
 
-def enqueue_send(gateway_name: str, when: datetime | None = None) -> None:
-    """Ask a worker to send the due messages of ``gateway_name`` (at ``when`` if later).
+def enqueue_send(gateway_name: str, when: datetime | None = None, *, tasks_count: int = 1) -> None:
+    """Ask workers to send the due messages of ``gateway_name`` (at ``when`` if later):
+    ``tasks_count`` tasks, which claim disjoint batches, for a big campaign.
 
     A broker that cannot be reached loses nothing: the messages are stored, and the periodic
     ``send_due`` task finds them. A gateway with a dedicated process (SMPP) finds its own.
@@ -194,10 +196,11 @@ def enqueue_send(gateway_name: str, when: datetime | None = None) -> None:
     if not sent_by_workers(gateway_name):
         return
     try:
-        if when is not None and when > timezone.now():
-            tasks.send_queued.apply_async((gateway_name,), eta=when)
-        else:
-            tasks.send_queued.delay(gateway_name)
+        for _ in range(tasks_count):
+            if when is not None and when > timezone.now():
+                tasks.send_queued.apply_async((gateway_name,), eta=when)
+            else:
+                tasks.send_queued.delay(gateway_name)
     except Exception as exc:
         logger.warning(
             "could not enqueue the send for gateway %s (%s: %s); the periodic send_due task "
@@ -276,13 +279,16 @@ def start_campaign(campaign: Campaign) -> None:
         locked = _lock_campaign(campaign, {Campaign.State.DRAFT}, "start")
         when = locked.send_at or now
         held = Message.objects.filter(campaign=locked, status=Status.QUEUED, next_attempt_at=None)
-        gateway_names = list(held.order_by().values_list("gateway", flat=True).distinct())
+        per_gateway = dict(held.order_by().values_list("gateway").annotate(n=Count("pk")))
         if not held.update(next_attempt_at=when):
             raise CampaignStateError(f"campaign {locked.name!r} has no recipients to send to")
         state = Campaign.State.SCHEDULED if when > now else Campaign.State.RUNNING
         Campaign.objects.filter(pk=locked.pk).update(state=state, updated_at=now)
-        for name in gateway_names:
-            transaction.on_commit(partial(enqueue_send, name, when))
+        batch = int(conf.get("SEND_BATCH_SIZE"))
+        for name, count in per_gateway.items():
+            # One task per batch, up to SEND_CONCURRENCY: idle workers help with a big campaign.
+            tasks_count = max(1, min(int(conf.get("SEND_CONCURRENCY")), -(-count // batch)))
+            transaction.on_commit(partial(enqueue_send, name, when, tasks_count=tasks_count))
     campaign.state, campaign.updated_at = state, now
 
 

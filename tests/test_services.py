@@ -476,3 +476,23 @@ class DedicatedGateway(locmem.LocmemGateway):
     """A gateway that, like SMPP, has a process of its own to send for it."""
 
     dedicated_process = True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("recipients, expected_tasks", [(5, 1), (25, 3), (90, 4)])
+def test_a_big_campaign_is_split_into_several_send_tasks(
+    settings, monkeypatch, django_capture_on_commit_callbacks, recipients, expected_tasks
+):
+    from django_smsclub import tasks
+    from django_smsclub.models import Campaign
+
+    settings.SMSCLUB = {**settings.SMSCLUB, "SEND_BATCH_SIZE": 10, "SEND_CONCURRENCY": 4}
+    enqueued = []
+    monkeypatch.setattr(tasks.send_queued, "delay", lambda name: enqueued.append(name))
+    campaign = Campaign.objects.create(name="Big", text="Hello", sender="Shop")
+    campaign.add_recipients(numbers(recipients))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign.start()
+
+    assert enqueued == ["default"] * expected_tasks

@@ -6,6 +6,7 @@ import argparse
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 from .core import Emulator
 from .state import DEFAULT_PASSWORD, DEFAULT_SENDERS, DEFAULT_TOKEN, DEFAULT_USERNAME
@@ -27,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="status polls an SMS stays ENROUTE before its final word (default 1)",
     )
+    parser.add_argument(
+        "--balance",
+        type=Decimal,
+        default=None,
+        help="money on the default account (default 1000; each part costs 0.50)",
+    )
 
 
 def banner(emulator: Emulator) -> list[str]:
@@ -40,7 +47,12 @@ def banner(emulator: Emulator) -> list[str]:
     ]
 
 
-def serve(port: int, deliver_after_polls: int, write: Callable[[str], None]) -> None:
+def serve(
+    port: int,
+    deliver_after_polls: int,
+    write: Callable[[str], None],
+    balance: Decimal | None = None,
+) -> None:
     """Start an emulator, ``write`` its URL and credentials, and block until a signal."""
     stop = threading.Event()
 
@@ -50,6 +62,10 @@ def serve(port: int, deliver_after_polls: int, write: Callable[[str], None]) -> 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     emulator = Emulator(port=port)
     emulator.deliver_after(polls=deliver_after_polls)
+    if balance is not None:
+        emulator.add_account(
+            DEFAULT_USERNAME, DEFAULT_PASSWORD, DEFAULT_TOKEN, DEFAULT_SENDERS, balance=balance
+        )
     try:
         emulator.start()
         for line in banner(emulator):
@@ -67,4 +83,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m django_smsclub.emulator")
     add_arguments(parser)
     options = parser.parse_args(argv)
-    serve(options.port, options.deliver_after_polls, lambda line: print(line, flush=True))
+    serve(
+        options.port,
+        options.deliver_after_polls,
+        lambda line: print(line, flush=True),
+        balance=options.balance,
+    )
