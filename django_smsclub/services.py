@@ -13,30 +13,37 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import string
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DateTimeField,
     Exists,
     F,
+    IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    TextField,
     Value,
     When,
 )
+from django.db.models.fields import NOT_PROVIDED
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
@@ -74,11 +81,15 @@ WINDOW_CLOSED = "no final delivery report before the provider's tracking window 
 
 # Rows per conditional UPDATE: one statement per chunk keeps the CASE expressions short.
 _UPDATE_CHUNK = 500
+#: ``\u0000`` in JSON text, not preceded by an escaped backslash.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 #: Distinct value sets one batch writes with plain UPDATEs before one UPDATE with CASEs
 #: (which Django builds slowly for big batches) is cheaper.
 _MAX_VALUE_GROUPS = 6
 # How often a claim that lost rows to another worker is tried again before giving up.
 _CLAIM_ATTEMPTS = 5
+#: Distinct rendered texts add_recipients remembers the check of (then it starts afresh).
+_CHECKED_TEXTS = 1024
 
 
 @dataclass(frozen=True)
@@ -234,7 +245,7 @@ def add_recipients(
     recipients: Iterable[Any],
     *,
     skip_invalid: bool = False,
-    chunk_size: int = 1000,
+    chunk_size: int = 5000,
 ) -> RecipientsResult:
     """Add recipients to a draft ``campaign``, streamed in chunks of ``chunk_size``.
 
@@ -256,19 +267,29 @@ def add_recipients(
     result = RecipientsResult()
     with transaction.atomic():
         _lock_campaign(campaign, {Campaign.State.DRAFT}, "have recipients added")
-        chunk: list[Message] = []
+        # Every message this call stores gets a greater ID than any there is now (IDs come from
+        # the table's sequence), and no one else adds to the locked campaign meanwhile.
+        using = router.db_for_write(Message)
+        before = Message.objects.using(using).aggregate(last=Max("pk"))["last"] or 0
+        # Rows of template.fields, one per message; memory is one chunk's, whatever the count.
+        chunk: list[tuple[Any, ...]] = []
+        message = template.message
         for row_number, row in enumerate(recipients, start=1):
-            message, reason = template.message(row)
+            values, reason = message(row)
             if reason:
                 result.refused.append(RefusedRow(row_number, f"{row!r:.80}", reason))
             elif skip_invalid or not result.refused:
-                chunk.append(message)
+                chunk.append(values)
                 if len(chunk) >= chunk_size:
-                    _store_recipients(campaign, chunk, result)
+                    _store_recipients(template, chunk, result)
                     chunk = []
         if result.refused and not skip_invalid:
             raise InvalidMessage([f"row {r.row}: {r.reason}" for r in result.refused])
-        _store_recipients(campaign, chunk, result)
+        _store_recipients(template, chunk, result)
+        if result.added:
+            repeats = _drop_repeats(campaign, before)
+            result.added -= repeats
+            result.duplicates += repeats
     return result
 
 
@@ -673,9 +694,9 @@ def fetch_states(gateway: Gateway, smsc_ids: Sequence[str]) -> dict[str, str]:
     states: dict[str, str] = {}
     for start in range(0, len(unique), gateway.max_state_batch):
         chunk = unique[start : start + gateway.max_state_batch]
-        if limiter is not None:
-            limiter.acquire()
         try:
+            if limiter is not None:
+                limiter.acquire()
             states.update(gateway.fetch_states(chunk))
         except GatewayError as exc:
             logger.warning(
@@ -785,7 +806,13 @@ class _LostRace(Exception):
 
 
 class _CampaignTemplate:
-    """Turns one recipient row of a campaign into an unsaved message, or a reason."""
+    """Turns one recipient row of a campaign into a message's values, or a reason.
+
+    A message is ``common`` (the same for every message of the campaign) and, per row, the
+    values of ``fields``: no model instance per row, see :func:`_insert_messages`.
+    """
+
+    fields = ("recipient", "text", "parts")
 
     def __init__(self, campaign: Campaign, gateway: Gateway):
         self.campaign = campaign
@@ -793,38 +820,42 @@ class _CampaignTemplate:
         self.sender = campaign.sender or gateway.default_sender
         self.placeholders, _ = _placeholders(campaign.text)
         self.now = timezone.now()
+        # Read once: a setting cannot change in the middle of one call.
+        self.region = conf.default_region()
+        self.common: dict[str, Any] = {
+            "campaign_id": campaign.pk,
+            "sender": self.sender,
+            "gateway": gateway.name,
+            "created_by_id": campaign.created_by_id,
+            "created_at": self.now,
+        }
         # Without placeholders every row has the campaign's text, checked once already.
         self.parts = None if self.placeholders else count_parts(campaign.text)
+        # Rendered texts seen lately: (problem, parts). Bounded, so memory stays flat.
+        self.checked: dict[str, tuple[str | None, int]] = {}
 
-    def message(self, row: Any) -> tuple[Message | None, str | None]:
+    def message(self, row: Any) -> tuple[tuple[str, str, int], None] | tuple[None, str]:
         if isinstance(row, tuple | list) and len(row) == 2:
             raw, values = row
         elif isinstance(row, str | int) and not isinstance(row, bool):
             raw, values = row, None
         else:
             return None, f"{row!r:.60} is neither a number nor a (number, values) pair"
-        number, problem = _normalized(raw)
+        number, problem = _normalized(raw, self.region)
         if problem:
             return None, problem
+        if self.parts is not None:
+            return (number, self.campaign.text, self.parts), None
         body, problem = self._render(number, values)
         if problem:
             return None, problem
-        return Message(
-            campaign=self.campaign,
-            recipient=number,
-            sender=self.sender,
-            text=body,
-            gateway=self.gateway.name,
-            parts=self.parts or count_parts(body),
-            created_by_id=self.campaign.created_by_id,
-            created_at=self.now,
-        ), None
+        problem, parts = self._check(body)
+        if problem:
+            return None, f"{number}: {problem}"
+        return (number, body, parts), None
 
     def _render(self, number: str, values: Any) -> tuple[str, str | None]:
-        template = self.campaign.text
-        if not self.placeholders:
-            return template, None
-        if not isinstance(values, Mapping):
+        if type(values) is not dict and not isinstance(values, Mapping):
             names = ", ".join(f"{{{n}}}" for n in self.placeholders)
             return "", f"{number}: the text needs values for {names}, got {values!r:.40}"
         missing = [n for n in self.placeholders if n not in values]
@@ -832,11 +863,20 @@ class _CampaignTemplate:
             names = ", ".join(f"{{{n}}}" for n in missing)
             return "", f"{number}: no value for {names}"
         try:
-            body = template.format_map(values)
+            return self.campaign.text.format_map(values), None
         except (ValueError, TypeError) as exc:
             return "", f"{number}: the values do not fit the text's placeholders ({exc})"
-        problem = _text_problem(body, self.gateway)
-        return body, (f"{number}: {problem}" if problem else None)
+
+    def _check(self, body: str) -> tuple[str | None, int]:
+        """Why ``body`` cannot go (or None) and its parts, remembered for repeated texts."""
+        checked = self.checked.get(body)
+        if checked is None:
+            problem = _text_problem(body, self.gateway)
+            checked = (problem, 0 if problem else count_parts(body))
+            if len(self.checked) >= _CHECKED_TEXTS:
+                self.checked.clear()
+            self.checked[body] = checked
+        return checked
 
 
 def _check_options(
@@ -876,9 +916,13 @@ def _check_options(
         metadata = {}
     else:
         try:
-            json.dumps(metadata, cls=DjangoJSONEncoder)
+            encoded = json.dumps(metadata, cls=DjangoJSONEncoder)
         except (TypeError, ValueError) as exc:
             problems.append(f"metadata cannot be stored as JSON: {exc}")
+        else:
+            # PostgreSQL's jsonb cannot hold a NUL character, escaped or not.
+            if _JSON_NUL.search(encoded):
+                problems.append("metadata cannot hold a NUL character (\\u0000)")
     options = _Options(
         gateway=gateway,
         sender=sender or "",
@@ -909,19 +953,12 @@ def _sender_problems(sender: str | None, gateway: Gateway) -> list[str]:
 
 def _text_problem(body: object, gateway: Gateway | None) -> str | None:
     """Why ``body`` cannot go, by the SMS rules and ``gateway``'s own (Windows-1251, ...)."""
-    if gateway is None:
-        return text_problem(body)
-    problem = text_problem(body, cp1251=gateway.needs_cp1251)
-    if problem is None and isinstance(body, str):
-        problem = gateway.extra_text_problem(body)
-    return problem
+    return text_problem(body) if gateway is None else gateway.text_problem(body)
 
 
-def _normalized(raw: object) -> tuple[str, str | None]:
-    try:
-        return phones.normalize_phone(raw), None
-    except InvalidMessage as exc:
-        return "", "; ".join(exc.problems)
+def _normalized(raw: object, region: str | None = None) -> tuple[str, str | None]:
+    """``(digits, None)`` or ``("", problem)``; ``region`` None reads the setting."""
+    return phones.normalize_or_problem(raw, region=region)
 
 
 def _placeholders(template: object) -> tuple[list[str], str | None]:
@@ -1000,23 +1037,166 @@ def _lock_campaign(campaign: Campaign, allowed: set[str], action: str) -> Campai
     return locked
 
 
-def _store_recipients(campaign: Campaign, chunk: list[Message], result: RecipientsResult) -> None:
+def _store_recipients(
+    template: _CampaignTemplate, chunk: list[tuple[Any, ...]], result: RecipientsResult
+) -> None:
+    """Store a chunk of rows of ``template.fields``, a number given twice in it once.
+
+    A number the campaign had before (or an earlier chunk gave) is stored too, and dropped
+    by :func:`_drop_repeats` at the end: one statement in all, where a look-up per chunk reads
+    all the campaign's messages each time (no index has campaign and recipient together).
+    """
     if not chunk:
         return
-    present = set(
-        Message.objects.filter(campaign=campaign, recipient__in={m.recipient for m in chunk})
-        .order_by()
-        .values_list("recipient", flat=True)
-    )
-    fresh: list[Message] = []
-    for message in chunk:
-        if message.recipient in present:
+    present: set[str] = set()
+    fresh: list[tuple[Any, ...]] = []
+    for row in chunk:
+        # The number is the first of template.fields.
+        if row[0] in present:
             result.duplicates += 1
         else:
-            present.add(message.recipient)
-            fresh.append(message)
-    Message.objects.bulk_create(fresh)
+            present.add(row[0])
+            fresh.append(row)
+    _insert_messages(template.fields, fresh, template.common)
     result.added += len(fresh)
+
+
+def _drop_repeats(campaign: Campaign, before: int) -> int:
+    """Delete the messages of ``campaign`` with IDs above ``before`` whose number it has in a
+    message with a smaller ID; return how many. The first of each number stays."""
+    connection = connections[router.db_for_write(Message)]
+    qn = connection.ops.quote_name
+    table, pk = qn(Message._meta.db_table), qn(Message._meta.pk.column)
+    recipient = qn(Message._meta.get_field("recipient").column)
+    campaign_id = qn(Message._meta.get_field("campaign").column)
+    # One pass over the campaign's messages, the same plan whatever the statistics say (a
+    # self-join could be planned as a nested loop over a campaign that has just grown).
+    # Identifiers from the model, quoted; the values are parameters.
+    sql = (
+        f"DELETE FROM {table} WHERE {pk} IN (SELECT {pk} FROM ("  # noqa: S608
+        f"SELECT {pk}, ROW_NUMBER() OVER (PARTITION BY {recipient} ORDER BY {pk}) AS n "
+        f"FROM {table} WHERE {campaign_id} = %s) ranked WHERE n > 1 AND {pk} > %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign.pk, before])
+        return cursor.rowcount
+
+
+def _insert_messages(
+    fields: Sequence[str], rows: Sequence[Sequence[Any]], common: Mapping[str, Any]
+) -> None:
+    """Store one new message per row: the row's values of ``fields``, ``common`` for the rest.
+
+    Fields in neither get their defaults, as ``Message()`` would. On PostgreSQL the rows go in
+    one ``COPY`` holding what ``bulk_create`` would write (each field's ``get_db_prep_save`` of
+    its value), without a model instance per row or an INSERT to compile; elsewhere through
+    ``bulk_create``. A field left out that has no default and cannot be empty is an error.
+    """
+    if not rows:
+        return
+    using = router.db_for_write(Message)
+    connection = connections[using]
+    columns = _insert_plan(fields, common, connection)
+    if not _copies(connection):
+        Message.objects.using(using).bulk_create(
+            [Message(**common, **dict(zip(fields, row, strict=True))) for row in rows]
+        )
+        return
+    from psycopg.adapt import PyFormat, Transformer
+
+    qn = connection.ops.quote_name
+    sql = "COPY {} ({}) FROM STDIN".format(
+        qn(Message._meta.db_table), ", ".join(qn(c.name) for c in columns)
+    )
+    started = time.monotonic()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        # The values common to every row as the text COPY gets for them, dumped once (a Jsonb
+        # or a datetime would be dumped again for each row).
+        transformer = Transformer.from_context(cursor.cursor)
+        encoding = cursor.cursor.connection.info.encoding
+        line = [
+            None
+            if c.value is None
+            else bytes(transformer.get_dumper(c.value, PyFormat.TEXT).dump(c.value)).decode(
+                encoding
+            )
+            for c in columns
+        ]
+        own = [(position, c.index, c.prepare) for position, c in enumerate(columns) if c.prepare]
+        write = copy.write_row
+        for row in rows:
+            for position, index, prepare in own:
+                line[position] = prepare(row[index])
+            write(line)
+    if connection.queries_logged:
+        # COPY goes past Django's cursor wrapper: log it as that would (for debugging, counts).
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
+        )
+
+
+def _str_or(prepare: Callable[[Any], Any], value: Any) -> Any:
+    return value if type(value) is str else prepare(value)
+
+
+def _copies(connection: Any) -> bool:
+    """Whether ``connection`` is PostgreSQL through psycopg 3 (which has ``COPY`` from Python)."""
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column _insert_messages writes: a row's value (``index``, ``prepare``) or ``value``."""
+
+    name: str
+    index: int = -1
+    prepare: Callable[[Any], Any] | None = None
+    value: Any = None
+
+
+def _insert_plan(
+    fields: Sequence[str], common: Mapping[str, Any], connection: Any
+) -> list[_Column]:
+    """The columns of Message to write, each prepared as Django's ``bulk_create`` would."""
+    given = {**common, **dict.fromkeys(fields)}
+    unknown = set(given) - {f.attname for f in Message._meta.concrete_fields}
+    if unknown:
+        raise ImproperlyConfigured(f"Message has no fields {sorted(unknown)}")
+    # Defaults and pre_save values as Django computes them for a new message.
+    model = Message(**common)
+    columns: list[_Column] = []
+    for model_field in Message._meta.concrete_fields:
+        attname = model_field.attname
+        if attname not in given:
+            if model_field.primary_key or getattr(model_field, "generated", False):
+                continue  # the database numbers (or computes) it
+            if model_field.db_default is not NOT_PROVIDED:
+                continue  # the database fills it in
+            # A blank text field's default is "" (what Django writes); a field that must be
+            # filled in is not left to an empty string by accident.
+            blank_text = model_field.blank and model_field.empty_strings_allowed
+            if not (model_field.has_default() or model_field.null or blank_text):
+                raise ImproperlyConfigured(
+                    f"Message.{model_field.name} has no default and cannot be empty: give "
+                    "_insert_messages a value for it"
+                )
+        if attname in fields:
+            prepare = partial(model_field.get_db_prep_save, connection=connection)
+            if type(model_field) in (CharField, TextField):
+                # Django's own text fields save a str as it is: skip the calls for each row.
+                prepare = partial(_str_or, prepare)
+            elif isinstance(model_field, IntegerField):
+                # Few distinct values (parts: 1 to 7), each prepared once.
+                prepare = lru_cache(maxsize=64, typed=True)(prepare)
+            columns.append(_Column(model_field.column, fields.index(attname), prepare))
+        else:
+            value = model_field.get_db_prep_save(model_field.pre_save(model, True), connection)
+            columns.append(_Column(model_field.column, value=value))
+    return columns
 
 
 def _claim(due: QuerySet, order: Sequence[str], limit: int, **changes: Any) -> list[Any]:

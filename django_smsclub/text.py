@@ -24,6 +24,7 @@ SENDER_MAX_LENGTH = 11
 
 _SENDER_RE = re.compile(r"[A-Za-z0-9 ]+")
 _ASCII_RE = re.compile(r"[\x01-\x7e]*")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class Alphabet(StrEnum):
@@ -56,7 +57,10 @@ def describe(text: str) -> TextInfo:
     """The alphabet, length and parts of ``text``."""
     abc = alphabet(text)
     # Unicode texts travel as UCS-2/UTF-16: a character beyond U+FFFF (an emoji) takes two units.
-    length = len(text) if abc is Alphabet.ASCII else len(text.encode("utf-16-le")) // 2
+    # "surrogatepass": a lone surrogate (JSON can carry one) counts as the one unit it is.
+    length = (
+        len(text) if abc is Alphabet.ASCII else len(text.encode("utf-16-le", "surrogatepass")) // 2
+    )
     if length <= SINGLE_PART[abc]:
         parts, per_part = 1, SINGLE_PART[abc]
     else:
@@ -84,6 +88,12 @@ def text_problem(text: object, *, cp1251: bool = False) -> str | None:
         return f"text {text!r} is empty"
     if "\x00" in text:
         return f"text {_preview(text)} contains a NUL character, which no SMS can carry"
+    surrogate = _SURROGATE_RE.search(text)
+    if surrogate:
+        return (
+            f"text {_preview(text)} contains a lone surrogate (U+{ord(surrogate.group()):04X}), "
+            "which is half of a character and no SMS can carry"
+        )
     info = describe(text)
     if info.length > info.max_length:
         why = (

@@ -225,6 +225,8 @@ def test_bad_personal_items_are_named_by_position(api):
         ({"to": "0501234567", "text": "Hi", "gateway": "nope"}, "gateway", "'nope'"),
         ({"to": "0501234567", "text": "Hi", "send_at": "soon"}, "send_at", "'soon'"),
         ({"to": "0501234567", "text": "Hi", "metadata": [1]}, "metadata", "[1]"),
+        ({"to": "0501234567", "text": "Hi", "metadata": {"a": ["\x00"]}}, "metadata", "['a'][0]"),
+        ({"to": "0501234567", "text": "Hi", "metadata": {"\x00": 1}}, "metadata", "NUL"),
         ({"items": [{"to": "0501234567", "text": "Hi"}], "gateway": "x"}, "gateway", "'x'"),
     ],
 )
@@ -292,6 +294,29 @@ def test_bad_filters_are_named(api, query, field, words):
     response = api.get(API + "messages/", query)
     assert response.status_code == 400
     assert words in str(response.json()[field])
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "words"),
+    [
+        ("campaign=1&campaign=2", "campaign", "given 2 times"),
+        ("number=", "number", "is empty"),
+        ("page_size=0", "page_size", "'0'"),
+        ("page_size=abc", "page_size", "'abc'"),
+        ("page_size=2&page_size=3", "page_size", "given 2 times"),
+        ("cursor=a&cursor=b", "cursor", "given 2 times"),
+    ],
+)
+def test_odd_query_parameters_are_refused_not_ignored(api, query, field, words):
+    response = api.get(API + "messages/?" + query)
+    assert response.status_code == 400
+    assert words in str(response.json()[field])
+
+
+@pytest.mark.parametrize(("page", "status"), [("", 404), ("1.0", 404), ("2", 404), ("last", 200)])
+def test_a_campaign_page_must_be_a_page_number(api, owner, page, status):
+    campaign(owner)
+    assert api.get(API + "campaigns/?page=" + page).status_code == status
 
 
 def test_message_list_pages_by_cursor(api, owner):

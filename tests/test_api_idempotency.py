@@ -183,7 +183,7 @@ def test_a_crash_keeps_neither_the_work_nor_the_key(api, monkeypatch):
     assert Message.objects.count() == 2
 
 
-@pytest.mark.parametrize("key", [" ", "k" * 256])
+@pytest.mark.parametrize("key", [" ", "k" * 256, "k\x01"])
 def test_a_bad_key_is_refused(api, key):
     response = post(api, "messages/", SEND, key=key)
     assert response.status_code == 400

@@ -120,9 +120,9 @@ def test_generated_requests_get_no_server_errors_and_answers_that_match_the_sche
             for failure in fuzz(strategy, session, statuses[mode]):
                 failures.append(f"{operation.label} ({mode.value}, {path_parameters}): {failure}")
     assert not failures, "\n\n".join(failures)
-    # A bounded run of a few hundred requests, made as the user (only negative cases drop the
+    # Every case was sent (a few hundred by default), as the user (only negative cases drop the
     # credentials), that got past validation into the work often enough.
     positive, negative = statuses.values()
-    assert 200 <= positive.total() + negative.total() <= 600, statuses
+    assert positive.total() + negative.total() >= 40 * EXAMPLES, statuses
     assert positive[401] == positive[403] == 0, statuses
     assert sum(n for code, n in positive.items() if code < 300) >= 40, statuses

@@ -395,3 +395,13 @@ def test_retry_failed_sends_anew_only_what_surely_did_not_arrive():
 def test_retry_failed_refuses_unknown_messages():
     with pytest.raises(InvalidMessage, match="unknown"):
         campaign().retry_failed(statuses=[Status.UNKNOWN])
+
+
+@pytest.mark.django_db
+def test_metadata_with_a_nul_character_is_refused_before_anything_is_stored():
+    from django_smsclub.exceptions import InvalidMessage
+    from django_smsclub.models import Message
+
+    with pytest.raises(InvalidMessage, match="NUL"):
+        send_sms("0501234567", "Hello", metadata={"note": "a\x00b"})
+    assert not Message.objects.exists()

@@ -78,6 +78,8 @@ def key_problem(key: str) -> str | None:
         return f"{HEADER} {key!r} is empty"
     if len(key) > KEY_MAX_LENGTH:
         return f"{HEADER} {key[:40]!r}... is {len(key)} characters long; the limit is 255"
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        return f"{HEADER} {key!r} holds control characters"
     return None
 
 

@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from .. import phones, services, text
+from .. import phones, services
 from ..exceptions import ConfigurationError
 from ..gateways import Gateway, get_gateway
 from ..models import Campaign, DeliveryReport, Message
@@ -73,6 +73,8 @@ class UtcDateTimeField(serializers.DateTimeField):
 
 
 class ApiModelSerializer(serializers.ModelSerializer):
+    """The API's model serializers: times in UTC."""
+
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateTimeField: UtcDateTimeField,
@@ -182,6 +184,15 @@ class SendOptionsSerializer(NamesBadValues, serializers.Serializer):
         required=False, help_text="Your own JSON values, kept with every message."
     )
 
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        where = _nul_in(value, "metadata")
+        if where:
+            # PostgreSQL's jsonb cannot hold one: the insert would fail after validation.
+            raise ValidationError(
+                f"{where} holds a NUL character (\\u0000), which cannot be stored"
+            )
+        return value
+
 
 class SendTextSerializer(SendOptionsSerializer):
     """One text to one number or to each of a list of numbers."""
@@ -239,7 +250,7 @@ class MessageCreateSerializer(SendOptionsSerializer):
         for index, item in enumerate(attrs["items"]):
             found = {
                 "to": phones.phone_problem(item["to"]),
-                "text": gateway_text_problem(item["text"], gateway),
+                "text": gateway.text_problem(item["text"]),
             }
             found = {name: [problem] for name, problem in found.items() if problem}
             if found:
@@ -485,20 +496,21 @@ class CampaignStatsSerializer(serializers.Serializer):
 
 
 class QueryParameters(NamesBadValues, serializers.Serializer):
-    """Query parameters. One that is given must hold a value: DRF would read ``?number=``
-    as no parameter at all, and quietly list everything."""
+    """Query parameters, given once (unless a list) and not empty: DRF would read the last of
+    ``?campaign=1&campaign=2`` and take ``?number=`` for no parameter, and quietly list more
+    than was asked for."""
 
     def to_internal_value(self, data: Any) -> Any:
         values = data.getlist if hasattr(data, "getlist") else lambda name: [data[name]]
-        blank = [
-            name
-            for name, field in self.fields.items()
-            if name in data and "" in values(name) and not getattr(field, "allow_blank", False)
-        ]
-        if blank:
-            raise ValidationError(
-                {name: ["is empty; leave the parameter out to not filter by it"] for name in blank}
-            )
+        errors: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            given = values(name) if name in data else []
+            if len(given) > 1 and not isinstance(field, serializers.MultipleChoiceField):
+                errors[name] = [f"is given {len(given)} times; give it once"]
+            elif "" in given and not getattr(field, "allow_blank", False):
+                errors[name] = ["is empty; leave the parameter out to not filter by it"]
+        if errors:
+            raise ValidationError(errors)
         return super().to_internal_value(data)
 
 
@@ -523,12 +535,6 @@ class GatewayErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     gateway = serializers.CharField()
     error = serializers.CharField(help_text="The kind of failure, e.g. GatewayUnavailable.")
-
-
-def gateway_text_problem(body: str, gateway: Gateway) -> str | None:
-    """Why ``body`` cannot go through ``gateway``: the SMS rules and the gateway's own."""
-    problem = text.text_problem(body, cp1251=gateway.needs_cp1251)
-    return problem or gateway.extra_text_problem(body)
 
 
 def _with_values(detail: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -556,6 +562,25 @@ def _names(message: str, value: Any) -> bool:
     return bool(values) and all(
         isinstance(v, str | int | float) and str(v) and str(v) in message for v in values
     )
+
+
+def _nul_in(value: Any, path: str) -> str | None:
+    """The path of the first key or string in ``value`` that holds a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return f"{path} key {str(key)!r:.40}"
+            found = _nul_in(item, f"{path}[{str(key)!r:.40}]")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def _shown(value: Any) -> str:

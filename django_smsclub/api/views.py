@@ -19,7 +19,7 @@ from django.http import Http404
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -162,12 +162,25 @@ class OwnedObjects(SmsClubView):
         return super().get_object()  # type: ignore[misc]
 
 
-class StrictPageSize:
-    """``page_size`` that must be a whole number of at least 1 (DRF ignores a bad one)."""
+class StrictPaging:
+    """Paging parameters given once, and a ``page_size`` that is a whole number of at least
+    1: DRF would take the last of repeated ones and ignore a bad size."""
 
     page_size: int
     page_size_query_param = "page_size"
     max_page_size: int
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
+        names = (
+            self.page_size_query_param,
+            getattr(self, "page_query_param", None),
+            getattr(self, "cursor_query_param", None),
+        )
+        for name in filter(None, names):
+            given = request.query_params.getlist(name)
+            if len(given) > 1:
+                raise ValidationError({name: [f"is given {len(given)} times; give it once"]})
+        return super().paginate_queryset(queryset, request, view)  # type: ignore[misc]
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
@@ -188,16 +201,24 @@ class StrictPageSize:
         return parameters
 
 
-class MessagePagination(StrictPageSize, CursorPagination):
+class MessagePagination(StrictPaging, CursorPagination):
     # By primary key: unique and indexed; a whole batch shares its created_at.
     ordering = "-id"
     page_size = 50
     max_page_size = 500
 
 
-class CampaignPagination(StrictPageSize, PageNumberPagination):
+class CampaignPagination(StrictPaging, PageNumberPagination):
     page_size = 50
     max_page_size = 200
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        raw = request.query_params.get(self.page_query_param)
+        number = raw is None or (raw.isascii() and raw.isdigit()) or raw in self.last_page_strings
+        # DRF would take ?page= for page 1.
+        if not number:
+            raise NotFound(f"page {raw!r} is not a page number")
+        return super().get_page_number(request, paginator)
 
 
 @extend_schema_view(
@@ -217,8 +238,6 @@ class MessageViewSet(
     """Messages: send, list with filters, and one with its delivery reports."""
 
     serializer_class = MessageSerializer
-    # Lists and personal texts nest: only JSON holds them.
-    parser_classes = [JSONParser]
     pagination_class = MessagePagination
 
     def get_queryset(self) -> QuerySet:

@@ -9,13 +9,12 @@ request is built and its reply read.
 from __future__ import annotations
 
 import logging
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 import requests
@@ -41,7 +40,8 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024
 #: Secrets shorter than this are not searched for in third-party log lines.
 MIN_LOGGED_SECRET = 4
 
-_DIGITS = re.compile(r"\d{7,15}")
+#: The longest SMSC ID taken from a reply (what a delivery report can store).
+MAX_SMSC_ID_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,16 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
-#: Loggers whose debug lines can quote a request whole: urllib3 quotes GET URLs, zeep quotes
-#: SOAP envelopes. A filter on a logger sees only its own records, so each is named exactly.
-REDACTED_LOGGERS = ("urllib3.connectionpool", "zeep.transports")
+#: Loggers whose debug lines can quote a request whole: urllib3 quotes GET URLs (the request
+#: line, and each retry: "Incremented Retry for (url=...)"), zeep quotes SOAP envelopes. A
+#: filter on a logger sees only its own records, so each is named exactly.
+REDACTED_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+    "zeep.transports",
+)
 
 _log_redaction = _RedactSecrets()
 for _name in REDACTED_LOGGERS:
@@ -111,10 +118,10 @@ for _name in REDACTED_LOGGERS:
 def _redact(message: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
-            # As written, URL-quoted (a GET URL) and XML-escaped (an XML or SOAP body).
-            for form in dict.fromkeys(
-                (secret, requests.utils.quote(secret, safe=""), xml_escape(secret))
-            ):
+            # As written, URL-quoted (a GET URL: requests writes a space as "+") and
+            # XML-escaped (an XML or SOAP body).
+            forms = (secret, quote(secret, safe=""), quote_plus(secret), xml_escape(secret))
+            for form in dict.fromkeys(forms):
                 message = message.replace(form, "***")
     return message
 
@@ -233,6 +240,13 @@ class Gateway(ABC):
                 f"gateway {self.name}: {len(result)} outcome(s) for {len(messages)} message(s)",
                 gateway=self.name,
             )
+        for position, ids in enumerate(result):
+            bad = [] if isinstance(ids, GatewayError) else [i for i in ids if not is_smsc_id(i)]
+            if bad:
+                # An empty, blank or endless "ID" is a garbled reply, not something to track.
+                result[position] = self.garbled(
+                    f"{bad[0]!r:.80} cannot be an SMSC ID", idempotent=False
+                )
         return result
 
     def fetch_states(self, smsc_ids: Sequence[str]) -> dict[str, str]:
@@ -257,22 +271,26 @@ class Gateway(ABC):
         checked_texts: dict[str, str | None] = {}
         for message in messages:
             recipient = message.recipient
-            if not (isinstance(recipient, str) and _DIGITS.fullmatch(recipient)):
-                try:
-                    recipient = phones.normalize_phone(recipient)
-                except InvalidMessage as exc:
-                    problems.extend(exc.problems)
+            try:
+                recipient = _international(recipient)
+            except InvalidMessage as exc:
+                problems.extend(exc.problems)
             key = message.text if isinstance(message.text, str) else repr(message.text)
             if key not in checked_texts:
-                checked_texts[key] = text.text_problem(message.text, cp1251=self.needs_cp1251) or (
-                    self.extra_text_problem(message.text) if isinstance(message.text, str) else None
-                )
+                checked_texts[key] = self.text_problem(message.text)
                 if checked_texts[key]:
                     problems.append(checked_texts[key])
             prepared.append(Outgoing(recipient, message.text, message.ref))
         if problems:
             raise InvalidMessage(list(dict.fromkeys(problems)))
         return prepared
+
+    def text_problem(self, body: object) -> str | None:
+        """Why ``body`` cannot go through this gateway: the SMS rules, then its own."""
+        problem = text.text_problem(body, cp1251=self.needs_cp1251)
+        if problem is None and isinstance(body, str):
+            problem = self.extra_text_problem(body)
+        return problem
 
     def extra_text_problem(self, text: str) -> str | None:
         """A gateway's own reason a valid SMS text cannot go through it, or None."""
@@ -444,6 +462,35 @@ class Gateway(ABC):
         """A reply that cannot be read: ambiguous for a send, unavailable for a query."""
         cls = GatewayUnavailable if idempotent else AmbiguousSend
         return cls(f"gateway {self.name}: garbled reply: {self.redact(why)}", gateway=self.name)
+
+
+def _international(recipient: object) -> str:
+    """The international digits of ``recipient``, or :class:`InvalidMessage`.
+
+    Bare digits that make a valid international number are one (``380501234567``,
+    ``48501234567``: what :mod:`~django_smsclub.phones` stores); anything else, bare national
+    digits included (``0501234567``), is read as a person would write it.
+    """
+    if (
+        isinstance(recipient, str)
+        and recipient.isascii()
+        and recipient.isdigit()
+        and phones.MIN_DIGITS <= len(recipient) <= phones.MAX_DIGITS
+        and not recipient.startswith("0")
+        and phones.phone_problem("+" + recipient) is None
+    ):
+        return recipient
+    return phones.normalize_phone(recipient)
+
+
+def is_smsc_id(value: object) -> bool:
+    """Whether ``value`` can be an SMSC ID: 1-64 printable characters, none of them a space."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_SMSC_ID_LENGTH
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    )
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

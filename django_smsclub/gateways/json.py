@@ -128,7 +128,8 @@ class JsonGateway(Gateway):
     def _json(self, response: requests.Response, *, idempotent: bool) -> dict[str, Any]:
         try:
             body = json.loads(response.content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # RecursionError: arrays or objects nested thousands deep.
             raise self.garbled(
                 f"HTTP {response.status_code}, not JSON: {response.content[:80]!r}",
                 idempotent=idempotent,

@@ -40,7 +40,8 @@ def decode_reply(body: bytes, charset: str | None) -> str | None:
     for encoding in dict.fromkeys(candidates):
         try:
             return body.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):
+            # UnicodeError too: some codecs a server may name (punycode) raise no more.
             continue
     return None
 
