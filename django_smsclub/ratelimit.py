@@ -4,7 +4,8 @@ SMSClub counts requests per account (the JSON API allows 9 a second), not per pr
 count lives in the cache (Redis in production): one counter per account and time window,
 created with the atomic ``cache.add`` and raised with the atomic ``cache.incr``. A worker over
 the limit sleeps until the next window. Workers on different machines share windows as far as
-their clocks agree.
+their clocks agree. Without the count (the cache is down, or keeps nothing) the rate cannot be
+kept, so no request is made: :meth:`RateLimiter.acquire` raises :class:`RateLimited`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from collections.abc import Callable
 
 from django.core.cache import caches
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, RateLimited
 from .gateways.base import Gateway
 
 logger = logging.getLogger("django_smsclub")
 
 KEY_PREFIX = "django_smsclub:rate"
+#: Counters found gone right after ``cache.add`` before the cache is taken to keep nothing.
+_LOST_COUNTS = 3
 
 
 class RateLimiter:
@@ -50,11 +53,17 @@ class RateLimiter:
         self.sleep = sleep
 
     def acquire(self) -> float:
-        """Wait until one more request fits in the rate; return the seconds waited."""
+        """Wait until one more request fits in the rate; return the seconds waited.
+
+        Raises :class:`RateLimited` when the cache cannot count: sending on unlimited would
+        break the provider's limit for every worker at once (a send is retried later, a
+        status poll waits for its next turn).
+        """
         cache = caches[self.cache_alias]
         # Long enough to outlive its window even when clocks differ a little.
         ttl = math.ceil(self.window * 2) + 1
         waited = 0.0
+        lost = 0
         while True:
             now = self.clock()
             window = math.floor(now / self.window)
@@ -63,18 +72,25 @@ class RateLimiter:
                 cache.add(key, 0, timeout=ttl)
                 count = cache.incr(key)
             except ValueError:
-                # The counter expired between add and incr: start the window again.
-                continue
-            except Exception:
-                # Sending on without the limit beats not sending: the provider answers a burst
-                # with "too many requests", which is retried.
-                logger.warning("rate limit %s: the cache failed; going on unlimited", self.key)
-                return waited
+                # The counter expired between add and incr: start the window again. A cache
+                # that never keeps it (DummyCache) would loop here for ever.
+                lost += 1
+                if lost < _LOST_COUNTS:
+                    continue
+                raise self._cannot_count("the cache keeps no count") from None
+            except Exception as exc:
+                why = f"the cache failed ({type(exc).__name__}: {exc})"
+                raise self._cannot_count(why) from None
             if count <= self.capacity:
                 return waited
             pause = max((window + 1) * self.window - now, 0.001)
             self.sleep(pause)
             waited += pause
+
+    def _cannot_count(self, why: str) -> RateLimited:
+        message = f"rate limit {self.key}: {why[:200]}; the request was not made"
+        logger.warning("%s", message)
+        return RateLimited(message, retry_after=self.window)
 
 
 def for_gateway(gateway: Gateway) -> RateLimiter | None:

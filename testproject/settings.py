@@ -2,8 +2,14 @@
 
 ``DATABASE_URL`` switches the database (e.g. ``postgres://postgres@127.0.0.1:5432/test``),
 ``CELERY_BROKER_URL`` the broker (e.g. ``redis://127.0.0.1:6379/0``), ``REDIS_URL`` the cache.
+
+Two more hooks let a test run Celery workers as processes of their own:
+``SMSCLUB_JSON`` (a JSON object) replaces the ``SMSCLUB`` setting below, and
+``CELERY_IMPORTS`` (comma-separated module names) are imported by every worker at start,
+e.g. signal receivers that record what the workers did.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -142,6 +148,11 @@ SMSCLUB = {
         },
     },
 }
+
+if os.environ.get("SMSCLUB_JSON"):
+    SMSCLUB = json.loads(os.environ["SMSCLUB_JSON"])
+
+CELERY_IMPORTS = [name for name in os.environ.get("CELERY_IMPORTS", "").split(",") if name]
 
 LOGGING = {
     "version": 1,
