@@ -17,10 +17,11 @@ import re
 import string
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
+from itertools import chain, islice
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -271,21 +272,16 @@ def add_recipients(
         # the table's sequence), and no one else adds to the locked campaign meanwhile.
         using = router.db_for_write(Message)
         before = Message.objects.using(using).aggregate(last=Max("pk"))["last"] or 0
-        # Rows of template.fields, one per message; memory is one chunk's, whatever the count.
-        chunk: list[tuple[Any, ...]] = []
-        message = template.message
-        for row_number, row in enumerate(recipients, start=1):
-            values, reason = message(row)
-            if reason:
-                result.refused.append(RefusedRow(row_number, f"{row!r:.80}", reason))
-            elif skip_invalid or not result.refused:
-                chunk.append(values)
-                if len(chunk) >= chunk_size:
-                    _store_recipients(template, chunk, result)
-                    chunk = []
+        # Memory is one chunk's, whatever the count. The rows are taken from ``recipients``
+        # between stores: it may read the database (a queryset's iterator()) meanwhile.
+        numbered = enumerate(recipients, start=1)
+        while True:
+            chunk = list(islice(numbered, chunk_size))
+            _store_recipients(template, chunk, result, skip_invalid)
+            if len(chunk) < chunk_size:
+                break
         if result.refused and not skip_invalid:
             raise InvalidMessage([f"row {r.row}: {r.reason}" for r in result.refused])
-        _store_recipients(template, chunk, result)
         if result.added:
             repeats = _drop_repeats(campaign, before)
             result.added -= repeats
@@ -1038,27 +1034,37 @@ def _lock_campaign(campaign: Campaign, allowed: set[str], action: str) -> Campai
 
 
 def _store_recipients(
-    template: _CampaignTemplate, chunk: list[tuple[Any, ...]], result: RecipientsResult
+    template: _CampaignTemplate,
+    chunk: list[tuple[int, Any]],
+    result: RecipientsResult,
+    skip_invalid: bool,
 ) -> None:
-    """Store a chunk of rows of ``template.fields``, a number given twice in it once.
+    """Check a chunk of (row number, row) and store its messages, a number given twice once.
 
-    A number the campaign had before (or an earlier chunk gave) is stored too, and dropped
-    by :func:`_drop_repeats` at the end: one statement in all, where a look-up per chunk reads
-    all the campaign's messages each time (no index has campaign and recipient together).
+    Refused rows go to ``result``; after one, without ``skip_invalid``, rows are only checked
+    (to name every bad one). The rows are checked as they are stored, so on PostgreSQL the
+    database takes in one row while the next is checked. A number the campaign had before (or
+    an earlier chunk gave) is stored too, and dropped by :func:`_drop_repeats` at the end: one
+    statement in all, where a look-up per chunk reads all the campaign's messages each time
+    (no index has campaign and recipient together).
     """
-    if not chunk:
-        return
-    present: set[str] = set()
-    fresh: list[tuple[Any, ...]] = []
-    for row in chunk:
-        # The number is the first of template.fields.
-        if row[0] in present:
-            result.duplicates += 1
-        else:
-            present.add(row[0])
-            fresh.append(row)
-    _insert_messages(template.fields, fresh, template.common)
-    result.added += len(fresh)
+
+    def storable() -> Iterator[tuple[Any, ...]]:
+        present: set[str] = set()
+        for row_number, row in chunk:
+            values, reason = template.message(row)
+            if reason:
+                result.refused.append(RefusedRow(row_number, f"{row!r:.80}", reason))
+            elif skip_invalid or not result.refused:
+                # The number is the first of template.fields.
+                if values[0] in present:
+                    result.duplicates += 1
+                else:
+                    present.add(values[0])
+                    result.added += 1
+                    yield values
+
+    _insert_messages(template.fields, storable(), template.common)
 
 
 def _drop_repeats(campaign: Campaign, before: int) -> int:
@@ -1083,7 +1089,7 @@ def _drop_repeats(campaign: Campaign, before: int) -> int:
 
 
 def _insert_messages(
-    fields: Sequence[str], rows: Sequence[Sequence[Any]], common: Mapping[str, Any]
+    fields: Sequence[str], rows: Iterable[Sequence[Any]], common: Mapping[str, Any]
 ) -> None:
     """Store one new message per row: the row's values of ``fields``, ``common`` for the rest.
 
@@ -1091,16 +1097,21 @@ def _insert_messages(
     one ``COPY`` holding what ``bulk_create`` would write (each field's ``get_db_prep_save`` of
     its value), without a model instance per row or an INSERT to compile; elsewhere through
     ``bulk_create``. A field left out that has no default and cannot be empty is an error.
+
+    ``rows`` is consumed while the ``COPY`` is open (it must not use the database): making a
+    row overlaps with the database storing the ones before.
     """
-    if not rows:
-        return
     using = router.db_for_write(Message)
     connection = connections[using]
     columns = _insert_plan(fields, common, connection)
     if not _copies(connection):
-        Message.objects.using(using).bulk_create(
-            [Message(**common, **dict(zip(fields, row, strict=True))) for row in rows]
-        )
+        messages = [Message(**common, **dict(zip(fields, row, strict=True))) for row in rows]
+        if messages:
+            Message.objects.using(using).bulk_create(messages)
+        return
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
         return
     from psycopg.adapt import PyFormat, Transformer
 
@@ -1108,7 +1119,7 @@ def _insert_messages(
     sql = "COPY {} ({}) FROM STDIN".format(
         qn(Message._meta.db_table), ", ".join(qn(c.name) for c in columns)
     )
-    started = time.monotonic()
+    started, count = time.monotonic(), 0
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         # The values common to every row as the text COPY gets for them, dumped once (a Jsonb
         # or a datetime would be dumped again for each row).
@@ -1124,14 +1135,15 @@ def _insert_messages(
         ]
         own = [(position, c.index, c.prepare) for position, c in enumerate(columns) if c.prepare]
         write = copy.write_row
-        for row in rows:
+        for row in chain((first,), rows):
             for position, index, prepare in own:
                 line[position] = prepare(row[index])
             write(line)
+            count += 1
     if connection.queries_logged:
         # COPY goes past Django's cursor wrapper: log it as that would (for debugging, counts).
         connection.queries_log.append(
-            {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
+            {"sql": f"{sql} -- {count} rows", "time": f"{time.monotonic() - started:.3f}"}
         )
 
 

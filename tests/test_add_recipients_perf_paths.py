@@ -257,6 +257,40 @@ def test_queries_do_not_grow_with_the_chunks():
     assert len(selects) <= 3, selects
 
 
+def test_rows_may_come_from_the_database_while_adding():
+    source = Campaign.objects.create(name="source", text="Hi", sender="Shop")
+    source.add_recipients([f"05012345{i:02d}" for i in range(7)])
+    campaign = Campaign.objects.create(name="c", text="Hi", sender="Shop")
+
+    # A server-side cursor on PostgreSQL: it reads between the chunks stored.
+    rows = (m.recipient for m in source.messages.order_by("pk").iterator(chunk_size=2))
+    result = campaign.add_recipients(rows, chunk_size=3)
+
+    assert result.added == 7
+    assert set(campaign.messages.values_list("recipient", flat=True)) == set(
+        source.messages.values_list("recipient", flat=True)
+    )
+
+
+def test_an_error_while_storing_a_chunk_stores_nothing(monkeypatch):
+    campaign = Campaign.objects.create(name="c", text="Hi {name}", sender="Shop")
+    real = services._CampaignTemplate.message
+
+    def message(self, row):
+        if row[0] == "0501234503":
+            raise RuntimeError("boom")
+        return real(self, row)
+
+    monkeypatch.setattr(services._CampaignTemplate, "message", message)
+    rows = [(f"05012345{i:02d}", {"name": "N"}) for i in range(6)]
+
+    with pytest.raises(RuntimeError, match="boom"):
+        campaign.add_recipients(rows, chunk_size=2)
+
+    assert not Message.objects.exists()
+    assert campaign.add_recipients(rows[:3], chunk_size=2).added == 3
+
+
 # --- texts and numbers ------------------------------------------------------------------------
 
 
