@@ -115,7 +115,7 @@ class Campaign(models.Model):
         recipients: Iterable[Any],
         *,
         skip_invalid: bool = False,
-        chunk_size: int = 1000,
+        chunk_size: int = 5000,
     ) -> RecipientsResult:
         """Add numbers, or (number, values) pairs for the text's placeholders; see services."""
         from . import services

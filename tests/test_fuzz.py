@@ -270,7 +270,8 @@ def names_the_input(raw: object, message: str) -> bool:
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
     if isinstance(raw, str):
-        return _unquoted(repr(raw[:12])[1:-1]) in _unquoted(message)
+        shown = repr(raw[:12])[1:-1]
+        return shown in message or _unquoted(shown) in _unquoted(message)
     return type(raw).__name__ in message and repr(raw)[:20] in message
 
 
