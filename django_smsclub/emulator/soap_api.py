@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
+from ..gateways.xml import safe_parser
 from . import rules
 from .rules import Refused
 from .state import Account, State
@@ -185,17 +186,8 @@ def _parse(body: bytes) -> etree._Element:
     lowered = body.lower()
     if b"<!doctype" in lowered or b"<!entity" in lowered:
         raise Refused(DTD_REFUSED, "format")
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
     try:
-        root = etree.fromstring(body, parser)
+        root = etree.fromstring(body, safe_parser())
     except etree.XMLSyntaxError:
         raise Refused(BAD_REQUEST, "format") from None
     if root.getroottree().docinfo.doctype:

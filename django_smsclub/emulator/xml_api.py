@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from ..gateways.xml import safe_parser
 from .rules import Refused
 from .state import State
 from .wire import REDACTED, Reply, Request, Route
@@ -45,15 +46,8 @@ def parse(document: str, root_tag: str) -> etree._Element:
         raise Refused(EMPTY_ERROR, "format")
     if b"<!doctype" in raw.lower() or b"<!entity" in raw.lower():
         raise Refused(DTD_ERROR, "format")
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-    )
     try:
-        root = etree.fromstring(raw, parser)
+        root = etree.fromstring(raw, safe_parser(keep_markup=True))
     except etree.XMLSyntaxError:
         raise Refused(FORMAT_ERROR, "format") from None
     if root.getroottree().docinfo.doctype:

@@ -39,16 +39,20 @@ def build_request(root: str, fields: Sequence[tuple[str, str]]) -> bytes:
     return f"<?xml version='1.0' encoding='utf-8'?><{root}>{body}</{root}>".encode()
 
 
-def safe_parser() -> etree.XMLParser:
-    """A parser for documents from the network: no entities, no DTD, no network, bounded."""
+def safe_parser(*, keep_markup: bool = False) -> etree.XMLParser:
+    """A parser for documents from the network: no entities, no DTD, no network, bounded.
+
+    Comments and processing instructions are dropped unless ``keep_markup`` (the emulator
+    checks a request as it was written).
+    """
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
         huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
+        remove_comments=not keep_markup,
+        remove_pis=not keep_markup,
     )
 
 
