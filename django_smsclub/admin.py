@@ -24,7 +24,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import admin_views, conf, phones
+from . import admin_views, conf, phones, services
 from .admin_forms import CampaignForm
 from .charts import counts_from_annotation, progress
 from .exceptions import ConfigurationError, InvalidMessage, SmsClubError
@@ -534,7 +534,7 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.action(description=_("Cancel the selected queued messages"), permissions=["change"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         selected = queryset.count()
-        cancelled = admin_views.cancel_messages(queryset)
+        cancelled = services.cancel_messages(queryset)
         self.message_user(
             request,
             ngettext(

@@ -18,14 +18,13 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -34,7 +33,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from . import conf, services, signals
+from . import conf, services
 from .charts import Progress, delivery_chart, progress
 from .exceptions import CampaignStateError, ConfigurationError, GatewayError, SmsClubError
 from .gateways import get_gateway
@@ -62,7 +61,6 @@ REFRESH_SECONDS = 10
 SESSION_KEY = "django_smsclub.recipients"
 #: Who may see the account's money: the same permission the REST API asks for.
 BALANCE_PERMISSION = "django_smsclub.view_balance"
-_CANCEL_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -304,49 +302,6 @@ def _resend(message: Message, created_by: Any) -> Message:
             Message.objects.filter(pk=copy.pk).update(retry_of=message)
             copy.retry_of = message
     return copy
-
-
-def cancel_messages(messages_: QuerySet[Message]) -> int:
-    """Cancel the queued messages of ``messages_`` (others are left as they are); return how
-    many. Each fires its signals once, after commit."""
-    now = timezone.now()
-    # No joins: PostgreSQL locks no row of the nullable side of an outer join.
-    queued = messages_.select_related(None).filter(status=Status.QUEUED).order_by("pk")
-    database = router.db_for_write(Message)
-    can_lock = connections[database].features.has_select_for_update
-    cancelled = last_pk = 0
-    while True:
-        with transaction.atomic(using=database):
-            chunk = queued.filter(pk__gt=last_pk)
-            # Locked rows are skipped by a worker's claim, so none of them is taken mid-way.
-            batch = list((chunk.select_for_update() if can_lock else chunk)[:_CANCEL_CHUNK])
-            if not batch:
-                return cancelled
-            last_pk = batch[-1].pk
-            moved = Message.objects.filter(
-                pk__in=[m.pk for m in batch], status=Status.QUEUED
-            ).update(status=Status.CANCELLED, finished_at=now)
-            if moved == len(batch):
-                for message in batch:
-                    message.status, message.finished_at = Status.CANCELLED, now
-                transaction.on_commit(
-                    partial(_signal_cancelled, batch), using=database, robust=True
-                )
-                cancelled += moved
-            else:
-                logger.error(
-                    "%d of %d message(s) left %s before they could be cancelled; not signalled",
-                    len(batch) - moved,
-                    len(batch),
-                    Status.QUEUED,
-                )
-        if len(batch) < _CANCEL_CHUNK:
-            return cancelled
-
-
-def _signal_cancelled(batch: list[Message]) -> None:
-    for message in batch:
-        signals.notify(message, Status.QUEUED, Status.CANCELLED)
 
 
 @dataclass(frozen=True)

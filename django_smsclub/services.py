@@ -321,17 +321,27 @@ def cancel_campaign(campaign: Campaign) -> int:
             return 0
         Campaign.objects.filter(pk=locked.pk).update(state=Campaign.State.CANCELLED, updated_at=now)
     campaign.state, campaign.updated_at = Campaign.State.CANCELLED, now
-    queued = Message.objects.filter(campaign=campaign, status=Status.QUEUED).order_by("pk")
-    cancelled = 0
+    return cancel_messages(Message.objects.filter(campaign=campaign))
+
+
+def cancel_messages(messages: QuerySet[Message]) -> int:
+    """Cancel the queued messages of ``messages`` (others are left as they are); return how
+    many. Each is signalled once, after commit."""
+    now = timezone.now()
+    # No joins: PostgreSQL locks no row of the nullable side of an outer join.
+    queued = messages.select_related(None).filter(status=Status.QUEUED).order_by("pk")
+    cancelled = last_pk = 0
     while True:
         # One transaction per chunk: a campaign of a million never holds a million in memory.
+        # Locked rows are skipped by a worker's claim, so none of them is taken mid-way.
         with transaction.atomic():
-            batch = list(_locked(queued)[:_UPDATE_CHUNK])
+            batch = list(_locked(queued.filter(pk__gt=last_pk))[:_UPDATE_CHUNK])
             transitions = _move(batch, Status.CANCELLED, finished_at=now)
             _notify(transitions)
         cancelled += len(transitions)
         if len(batch) < _UPDATE_CHUNK:
             return cancelled
+        last_pk = batch[-1].pk
 
 
 def retry_failed(campaign: Campaign, statuses: Iterable[str] | None = None) -> int:
