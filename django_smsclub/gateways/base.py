@@ -1,26 +1,22 @@
-"""The gateway interface and the flow every gateway shares.
+"""The gateway interface and the fixed flow every gateway shares.
 
 A gateway turns a batch of outgoing texts into requests and the replies into outcomes. It never
-touches the database. The base class owns validation, batching, the ID-to-part mapping and the
-mapping of transport failures onto the exception hierarchy; each gateway only says how one
-request is built and its reply read.
+touches the database. The base class owns what does not depend on the provider: validation,
+planning the requests, the ID-to-part mapping with its count check, and the rules that a crash
+or a wrong count of outcomes is ambiguous and that a batch stops after a request fails for a
+reason other than a refusal. Each gateway only says how one request is built and its reply
+read; how it reaches the provider is its own (:mod:`.transport` for HTTP, :mod:`.smpp` for
+SMPP).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import quote, quote_plus, urlsplit
-from xml.sax.saxutils import escape as xml_escape
-
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NameResolutionError, NewConnectionError
-from urllib3.util.retry import Retry
 
 from .. import phones, text
 from ..exceptions import (
@@ -31,14 +27,9 @@ from ..exceptions import (
     ProviderRefused,
     RateLimited,
 )
+from .redaction import redact, register_secret
 
 logger = logging.getLogger("django_smsclub.gateways")
-
-#: Replies larger than this are not read: no SMSClub reply comes near it.
-MAX_REPLY_BYTES = 4 * 1024 * 1024
-
-#: Secrets shorter than this are not searched for in third-party log lines.
-MIN_LOGGED_SECRET = 4
 
 #: The longest SMSC ID taken from a reply (what a delivery report can store).
 MAX_SMSC_ID_LENGTH = 64
@@ -46,20 +37,33 @@ MAX_SMSC_ID_LENGTH = 64
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One text to one recipient. ``ref`` is the caller's handle (say a message pk)."""
+    """One text to one recipient. ``ref`` is the caller's handle (say a message pk).
+
+    ``sender`` is the message's own alpha-name; None means the ``sender`` given to
+    :meth:`Gateway.send` (and failing that the gateway's ``SENDER``).
+    """
 
     recipient: str
     text: str
     ref: Any = None
+    sender: str | None = None
+
+
+#: One message of a planned request: its position in the call, and the message made ready.
+Planned = tuple[int, Outgoing]
 
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """What became of one :class:`Outgoing`: its SMSC IDs (one per part) or its error."""
+    """What became of one :class:`Outgoing`: its SMSC IDs (one per part) or its error.
+
+    The error is :class:`InvalidMessage` for a message refused before any request (see
+    ``skip_invalid`` of :meth:`Gateway.send`), else the :class:`GatewayError` of its request.
+    """
 
     outgoing: Outgoing
     smsc_ids: tuple[str, ...] = ()
-    error: GatewayError | None = None
+    error: GatewayError | InvalidMessage | None = None
 
     @property
     def accepted(self) -> bool:
@@ -73,57 +77,6 @@ class Balance:
     amount: Decimal
     credit: Decimal | None = None
     currency: str | None = None
-
-
-@dataclass
-class Batch:
-    """The messages one request carries, in the order the provider will answer for them."""
-
-    messages: list[Outgoing]
-    recipients: list[str] = field(default_factory=list)
-
-
-class _RedactSecrets(logging.Filter):
-    """Removes gateway credentials from the log lines of :data:`REDACTED_LOGGERS`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            redacted = _redact(message, self.secrets)
-            if redacted != message:
-                record.msg, record.args = redacted, ()
-        return True
-
-
-#: Loggers whose debug lines can quote a request whole: urllib3 quotes GET URLs (the request
-#: line, and each retry: "Incremented Retry for (url=...)"), zeep quotes SOAP envelopes. A
-#: filter on a logger sees only its own records, so each is named exactly.
-REDACTED_LOGGERS = (
-    "urllib3",
-    "urllib3.connectionpool",
-    "urllib3.poolmanager",
-    "urllib3.util.retry",
-    "zeep.transports",
-)
-
-_log_redaction = _RedactSecrets()
-for _name in REDACTED_LOGGERS:
-    logging.getLogger(_name).addFilter(_log_redaction)
-
-
-def _redact(message: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            # As written, URL-quoted (a GET URL: requests writes a space as "+") and
-            # XML-escaped (an XML or SOAP body).
-            forms = (secret, quote(secret, safe=""), quote_plus(secret), xml_escape(secret))
-            for form in dict.fromkeys(forms):
-                message = message.replace(form, "***")
-    return message
 
 
 class Gateway(ABC):
@@ -162,11 +115,7 @@ class Gateway(ABC):
             )
         self.rate_limit = options.get("RATE_LIMIT")
         self.options: dict[str, Any] = dict(options.get("OPTIONS") or {})
-        self._session: requests.Session | None = None
-        # Very short secrets would blank out ordinary words in every log line of the process.
-        _log_redaction.secrets.update(
-            s for s in (self.password, self.token) if len(s) >= MIN_LOGGED_SECRET
-        )
+        register_secret(self.password, self.token)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -176,30 +125,37 @@ class Gateway(ABC):
         sender: str | None,
         messages: Sequence[Outgoing],
         *,
-        before_request: Callable[[], None] | None = None,
+        before_request: Callable[[], object] | None = None,
+        skip_invalid: bool = False,
     ) -> list[SendOutcome]:
-        """Send ``messages`` from ``sender``; one outcome per message, in the given order.
+        """Send ``messages``; one outcome per message, in the given order.
 
-        Bad input raises :class:`InvalidMessage` before any request. Failures of a request
-        become the outcome of each message it carried; after a request fails for a reason
-        other than a refusal, the requests not yet made are not made (their messages get a
-        retryable :class:`GatewayUnavailable`, or the same refusal of the account).
+        Each message goes from its own ``sender``, else from ``sender``, else from the
+        gateway's ``SENDER``, and is checked against it before any request. Bad input raises
+        one :class:`InvalidMessage` naming every bad value, and nothing is sent; with
+        ``skip_invalid`` each malformed message gets its own :class:`InvalidMessage` as its
+        outcome and the others are sent.
+
+        The messages go in as few requests as the provider allows, one sender per request.
+        Failures of a request become the outcome of each message it carried; after a request
+        fails for a reason other than a refusal, the requests not yet made are not made,
+        whatever their sender (their messages get :meth:`not_attempted`).
         ``before_request`` runs before each request (a rate limiter's ``acquire``).
         """
-        sender = sender or self.default_sender
-        prepared = self.validate(sender, messages)
-        results: dict[int, SendOutcome] = {}
+        prepared, invalid = self.validate(
+            sender or self.default_sender, messages, skip_invalid=skip_invalid
+        )
+        results = {index: SendOutcome(messages[index], error=exc) for index, exc in invalid.items()}
         stop: GatewayError | None = None
-        for batch in self.plan(prepared):
+        for batch_sender, batch in self.plan(prepared):
             if stop is not None:
                 for index, _ in batch:
                     results[index] = SendOutcome(messages[index], error=self.not_attempted(stop))
                 continue
-            outgoing = [item for _, item in batch]
             try:
                 if before_request is not None:
                     before_request()
-                ids_per_message = self._send_checked(sender, outgoing)
+                ids_per_message = self._send_checked(batch_sender, [item for _, item in batch])
             except GatewayError as exc:
                 exc.gateway = exc.gateway or self.name
                 logger.warning(
@@ -220,70 +176,86 @@ class Gateway(ABC):
                     results[index] = SendOutcome(messages[index], smsc_ids=tuple(ids))
         return [results[i] for i in range(len(messages))]
 
-    def _send_checked(
-        self, sender: str, messages: list[Outgoing]
-    ) -> list[Sequence[str] | GatewayError]:
-        """``send_batch``, with a defect in it (not a reply) taken as a maybe-sent request."""
-        try:
-            result = list(self.send_batch(sender, messages))
-        except GatewayError:
-            raise
-        except Exception as exc:
-            logger.exception("gateway %s: unexpected error while sending", self.name)
-            raise AmbiguousSend(
-                f"gateway {self.name}: unexpected {type(exc).__name__} while sending "
-                f"{len(messages)} message(s); they may have been sent",
-                gateway=self.name,
-            ) from None
-        if len(result) != len(messages):
-            raise AmbiguousSend(
-                f"gateway {self.name}: {len(result)} outcome(s) for {len(messages)} message(s)",
-                gateway=self.name,
-            )
-        for position, ids in enumerate(result):
-            bad = [] if isinstance(ids, GatewayError) else [i for i in ids if not is_smsc_id(i)]
-            if bad:
-                # An empty, blank or endless "ID" is a garbled reply, not something to track.
-                result[position] = self.garbled(
-                    f"{bad[0]!r:.80} cannot be an SMSC ID", idempotent=False
-                )
-        return result
+    def fetch_states(
+        self,
+        smsc_ids: Sequence[str],
+        *,
+        before_request: Callable[[], object] | None = None,
+    ) -> dict[str, str]:
+        """The provider's raw status word per SMSC ID; IDs it did not answer for are absent.
 
-    def fetch_states(self, smsc_ids: Sequence[str]) -> dict[str, str]:
-        """The provider's raw status word per SMSC ID; IDs it did not answer for are absent."""
+        A failed request raises its :class:`GatewayError`; :meth:`iter_states` gives the
+        answers of the requests made before it.
+        """
         states: dict[str, str] = {}
+        for answer in self.iter_states(smsc_ids, before_request=before_request):
+            states.update(answer)
+        return states
+
+    def iter_states(
+        self,
+        smsc_ids: Sequence[str],
+        *,
+        before_request: Callable[[], object] | None = None,
+    ) -> Iterator[Mapping[str, str]]:
+        """Each status request's answer in turn, ``before_request`` run before each.
+
+        The one place IDs are chunked for status requests (``max_state_batch`` a request).
+        """
         unique = list(dict.fromkeys(str(i) for i in smsc_ids))
         for start in range(0, len(unique), self.max_state_batch):
-            states.update(self.fetch_state_batch(unique[start : start + self.max_state_batch]))
-        return states
+            if before_request is not None:
+                before_request()
+            yield self.fetch_state_batch(unique[start : start + self.max_state_batch])
 
     @abstractmethod
     def balance(self) -> Balance:
         """The account's balance as the provider reports it."""
 
-    def validate(self, sender: str, messages: Sequence[Outgoing]) -> list[Outgoing]:
-        """Check everything before any request; return the messages with normalised numbers."""
-        problems: list[str] = []
-        sender_problem = text.sender_problem(sender)
-        if sender_problem:
-            problems.append(sender_problem)
-        prepared: list[Outgoing] = []
-        checked_texts: dict[str, str | None] = {}
-        for message in messages:
+    def close(self) -> None:
+        """Let go of connections the gateway holds; it opens new ones when used again."""
+        return None
+
+    def validate(
+        self, sender: str, messages: Sequence[Outgoing], *, skip_invalid: bool = False
+    ) -> tuple[list[Planned], dict[int, InvalidMessage]]:
+        """Check every message against its own sender (``sender`` when it has none).
+
+        Returns the good ones by position, with normalised numbers and their sender set, and
+        the error of each bad one. Without ``skip_invalid`` any bad one raises a single
+        :class:`InvalidMessage` naming every problem of the call instead.
+        """
+        prepared: list[Planned] = []
+        invalid: dict[int, InvalidMessage] = {}
+        every_problem: list[str] = []
+        sender_problems: dict[str, str | None] = {}
+        text_problems: dict[str, str | None] = {}
+        for index, message in enumerate(messages):
+            own_sender = message.sender or sender
+            sender_key = own_sender if isinstance(own_sender, str) else repr(own_sender)
+            if sender_key not in sender_problems:
+                sender_problems[sender_key] = text.sender_problem(own_sender)
+            problem = sender_problems[sender_key]
+            problems = [problem] if problem else []
             recipient = message.recipient
             try:
                 recipient = _international(recipient)
             except InvalidMessage as exc:
                 problems.extend(exc.problems)
-            key = message.text if isinstance(message.text, str) else repr(message.text)
-            if key not in checked_texts:
-                checked_texts[key] = self.text_problem(message.text)
-                if checked_texts[key]:
-                    problems.append(checked_texts[key])
-            prepared.append(Outgoing(recipient, message.text, message.ref))
-        if problems:
-            raise InvalidMessage(list(dict.fromkeys(problems)))
-        return prepared
+            text_key = message.text if isinstance(message.text, str) else repr(message.text)
+            if text_key not in text_problems:
+                text_problems[text_key] = self.text_problem(message.text)
+            problem = text_problems[text_key]
+            if problem:
+                problems.append(problem)
+            if problems:
+                invalid[index] = InvalidMessage(list(dict.fromkeys(problems)))
+                every_problem.extend(problems)
+            else:
+                prepared.append((index, Outgoing(recipient, message.text, message.ref, own_sender)))
+        if every_problem and not skip_invalid:
+            raise InvalidMessage(list(dict.fromkeys(every_problem)))
+        return prepared, invalid
 
     def text_problem(self, body: object) -> str | None:
         """Why ``body`` cannot go through this gateway: the SMS rules, then its own."""
@@ -296,33 +268,24 @@ class Gateway(ABC):
         """A gateway's own reason a valid SMS text cannot go through it, or None."""
         return None
 
-    def plan(self, messages: Sequence[Outgoing]) -> Iterable[list[tuple[int, Outgoing]]]:
-        """Split messages into requests of at most ``batch_size``, same texts together.
+    def plan(self, messages: Sequence[Planned]) -> Iterator[tuple[str, list[Planned]]]:
+        """Split checked messages into requests: ``(sender, messages)`` each.
 
-        A gateway that takes different texts in one request gets the fewest requests; the
-        others get one text per request.
+        One sender per request, senders in the order they first appear; within a sender at
+        most ``batch_size`` messages a request, same texts together. A gateway that takes
+        different texts in one request gets the fewest requests; the others get one text per
+        request.
         """
-        groups: dict[str, list[tuple[int, Outgoing]]] = {}
-        for index, message in enumerate(messages):
-            groups.setdefault(message.text, []).append((index, message))
-        if self.personal_texts_per_request:
-            yield from self._chunks([item for group in groups.values() for item in group])
-            return
-        for group in groups.values():
-            yield from self._chunks(group)
-
-    def _chunks(self, items: list[tuple[int, Outgoing]]) -> Iterable[list[tuple[int, Outgoing]]]:
-        chunk: list[tuple[int, Outgoing]] = []
-        seen: set[str] = set()
-        for item in items:
-            repeat = not self.repeats_recipients and item[1].recipient in seen
-            if len(chunk) >= self.batch_size or repeat:
-                yield chunk
-                chunk, seen = [], set()
-            chunk.append(item)
-            seen.add(item[1].recipient)
-        if chunk:
-            yield chunk
+        by_sender: dict[str, dict[str, list[Planned]]] = {}
+        for item in messages:
+            texts = by_sender.setdefault(item[1].sender or "", {})
+            texts.setdefault(item[1].text, []).append(item)
+        for sender, groups in by_sender.items():
+            if self.personal_texts_per_request:
+                groups = {"": [item for group in groups.values() for item in group]}
+            for group in groups.values():
+                for chunk in self._chunks(group):
+                    yield sender, chunk
 
     @abstractmethod
     def send_batch(
@@ -354,99 +317,9 @@ class Gateway(ABC):
             position += count
         return assigned
 
-    @property
-    def session(self) -> requests.Session:
-        """One pooled session per gateway; connection errors retried only before sending."""
-        if self._session is None:
-            session = requests.Session()
-            retry = Retry(total=None, connect=2, read=0, redirect=0, status=0, other=0)
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=retry)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = "django-smsclub"
-            self._session = session
-        return self._session
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        idempotent: bool,
-        server_errors: bool = False,
-        **kwargs: Any,
-    ) -> requests.Response:
-        """Make one HTTP request and read at most MAX_REPLY_BYTES of its reply.
-
-        ``idempotent`` requests (status, balance) may be repeated safely, so every failure is
-        :class:`GatewayUnavailable`. For a send, only a failure to connect is; anything after
-        the request went out is :class:`AmbiguousSend`. ``path`` may be a whole URL.
-        ``server_errors`` hands an HTTP 5xx reply back to be read (a SOAP fault comes so).
-        """
-        url = path if "://" in path else self.base_url + path
-        path = urlsplit(url).path
-        where = f"{self.name} {path}"
-        try:
-            response = self.session.request(
-                method, url, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
-            )
-        except requests.ConnectTimeout as exc:
-            raise GatewayUnavailable(
-                f"gateway {where}: connection timed out ({self._describe(exc)})", gateway=self.name
-            ) from None
-        except requests.ConnectionError as exc:
-            reached = not _never_connected(exc)
-            cls = AmbiguousSend if reached and not idempotent else GatewayUnavailable
-            what = "connection lost after the request was sent" if reached else "cannot connect"
-            raise cls(
-                f"gateway {where}: {what} ({self._describe(exc)})", gateway=self.name
-            ) from None
-        except requests.RequestException as exc:
-            cls = GatewayUnavailable if idempotent else AmbiguousSend
-            raise cls(
-                f"gateway {where}: no reply ({self._describe(exc)})", gateway=self.name
-            ) from None
-        try:
-            body = self._read_bounded(response)
-        except requests.RequestException as exc:
-            cls = GatewayUnavailable if idempotent else AmbiguousSend
-            raise cls(
-                f"gateway {where}: reply cut off ({self._describe(exc)})", gateway=self.name
-            ) from None
-        response._content = body
-        if response.status_code >= 500 and not server_errors:
-            cls = GatewayUnavailable if idempotent else AmbiguousSend
-            raise cls(
-                f"gateway {where}: HTTP {response.status_code} from the provider",
-                gateway=self.name,
-            )
-        return response
-
-    def _read_bounded(self, response: requests.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:
-                    raise requests.RequestException(f"reply larger than {MAX_REPLY_BYTES} bytes")
-                chunks.append(chunk)
-        finally:
-            response.close()
-        return b"".join(chunks)
-
     def redact(self, message: str) -> str:
         """``message`` with every credential of this gateway replaced by ``***``."""
-        return _redact(message, (self.password, self.token))
-
-    def _describe(self, exc: BaseException) -> str:
-        # Exceptions from requests can quote the URL, and a GET URL holds the password.
-        return self.redact(f"{type(exc).__name__}: {exc}")[:300]
+        return redact(message, (self.password, self.token))
 
     def not_attempted(self, cause: GatewayError) -> GatewayError:
         """The error of a message left unsent because an earlier request failed with ``cause``."""
@@ -462,6 +335,58 @@ class Gateway(ABC):
         """A reply that cannot be read: ambiguous for a send, unavailable for a query."""
         cls = GatewayUnavailable if idempotent else AmbiguousSend
         return cls(f"gateway {self.name}: garbled reply: {self.redact(why)}", gateway=self.name)
+
+    def _send_checked(
+        self, sender: str, messages: list[Outgoing]
+    ) -> list[Sequence[str] | GatewayError]:
+        """``send_batch``, with a defect in it (not a reply) taken as a maybe-sent request."""
+        try:
+            result = list(self.send_batch(sender, messages))
+        except GatewayError:
+            raise
+        except Exception as exc:
+            logger.exception("gateway %s: unexpected error while sending", self.name)
+            raise AmbiguousSend(
+                f"gateway {self.name}: unexpected {type(exc).__name__} while sending "
+                f"{len(messages)} message(s); they may have been sent",
+                gateway=self.name,
+            ) from None
+        if len(result) != len(messages):
+            raise AmbiguousSend(
+                f"gateway {self.name}: {len(result)} outcome(s) for {len(messages)} message(s)",
+                gateway=self.name,
+            )
+        for position, ids in enumerate(result):
+            bad = [] if isinstance(ids, GatewayError) else [i for i in ids if not is_smsc_id(i)]
+            if bad:
+                # An empty, blank or endless "ID" is a garbled reply, not something to track.
+                result[position] = self.garbled(
+                    f"{bad[0]!r:.80} cannot be an SMSC ID", idempotent=False
+                )
+        return result
+
+    def _chunks(self, items: list[Planned]) -> Iterator[list[Planned]]:
+        chunk: list[Planned] = []
+        seen: set[str] = set()
+        for item in items:
+            repeat = not self.repeats_recipients and item[1].recipient in seen
+            if len(chunk) >= self.batch_size or repeat:
+                yield chunk
+                chunk, seen = [], set()
+            chunk.append(item)
+            seen.add(item[1].recipient)
+        if chunk:
+            yield chunk
+
+
+def is_smsc_id(value: object) -> bool:
+    """Whether ``value`` can be an SMSC ID: 1-64 printable characters, none of them a space."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_SMSC_ID_LENGTH
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    )
 
 
 def _international(recipient: object) -> str:
@@ -481,31 +406,3 @@ def _international(recipient: object) -> str:
     ):
         return recipient
     return phones.normalize_phone(recipient)
-
-
-def is_smsc_id(value: object) -> bool:
-    """Whether ``value`` can be an SMSC ID: 1-64 printable characters, none of them a space."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_SMSC_ID_LENGTH
-        and value.isprintable()
-        and not any(c.isspace() for c in value)
-    )
-
-
-def _never_connected(exc: requests.ConnectionError) -> bool:
-    """Whether the error happened while connecting (nothing of the request was sent)."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
-            return True
-        reason = getattr(cause, "reason", None)
-        if isinstance(reason, BaseException) and id(reason) not in seen:
-            cause = reason
-            continue
-        args = getattr(cause, "args", ())
-        nested = next((a for a in args if isinstance(a, BaseException)), None)
-        cause = nested or cause.__cause__ or cause.__context__
-    return False

@@ -9,8 +9,9 @@ from decimal import Decimal, InvalidOperation
 import requests
 
 from ..exceptions import ConfigurationError, GatewayError
-from .base import Balance, Gateway, Outgoing
+from .base import Balance, Outgoing
 from .replies import decode_reply, error_from_text, looks_like_error_text, reply_charset, strip_br
+from .transport import HttpTransport
 
 START, END = "=IDS START=", "=IDS END="
 
@@ -24,7 +25,7 @@ PATHS = {
 }
 
 
-class HttpGateway(Gateway):
+class HttpGateway(HttpTransport):
     """SMSClub's HTTP gateway. POST by default: a GET puts the password in access logs."""
 
     max_batch = 100
@@ -97,7 +98,7 @@ class HttpGateway(Gateway):
         return strip_br(reply[start + len(START) : end])
 
 
-def http_balance(gateway: Gateway, *, method: str = "POST") -> Balance:
+def http_balance(gateway: HttpTransport, *, method: str = "POST") -> Balance:
     """Balance and credit from the HTTP gateway's ``httpgetbalance.php`` (``1034.17<br/>0``)."""
     fields = {"username": gateway.username, "password": gateway.password}
     path = PATHS[("balance", method)]

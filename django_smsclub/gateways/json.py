@@ -17,7 +17,8 @@ from ..exceptions import (
     RateLimited,
 )
 from ..text import count_parts
-from .base import Balance, Gateway, Outgoing
+from .base import Balance, Outgoing
+from .transport import HttpTransport
 
 PATHS = {
     "send": "/sms/send",
@@ -27,7 +28,7 @@ PATHS = {
 }
 
 
-class JsonGateway(Gateway):
+class JsonGateway(HttpTransport):
     """SMSClub's JSON API. Refusals of single numbers come back beside the accepted ones."""
 
     max_batch = 100

@@ -1,7 +1,7 @@
 """The SOAP gateway: driven by the service's own WSDL, speaking rpc/encoded like PHP's SoapClient.
 
-zeep reads the WSDL; the envelopes are written and read here with lxml. What zeep 4.3 does and
-cannot do for this service (each checked against the emulator's PHP-shaped WSDL):
+zeep reads the WSDL; the envelopes are written and read with lxml (:mod:`.soap_envelope`). What
+zeep 4.3 does and cannot do for this service (each checked against the emulator's PHP-shaped WSDL):
 
 - zeep loads the WSDL and tells the endpoint (``soap:address``) and, per operation, its style,
   ``soapAction``, the namespace of ``soap:body`` and the part names in order. The document is
@@ -30,7 +30,7 @@ cannot do for this service (each checked against the emulator's PHP-shaped WSDL)
   schema; declared as ``xsd:anyType`` the same reply comes back as raw lxml elements, declared as
   ``SOAP-ENC:Array`` as an object whose ``_value_1`` holds them.
 
-So requests are built here as PHP's SoapClient writes them (``xsi:type`` on every value,
+So requests are built as PHP's SoapClient writes them (``xsi:type`` on every value,
 ``SOAP-ENC:Array`` for lists), and replies are parsed with the safe lxml parser and decoded by
 their shape (arrays, Maps, ``href`` multi-references), whatever the WSDL declares.
 """
@@ -45,13 +45,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from lxml import etree
 
 from ..exceptions import GatewayError, GatewayUnavailable
-from .base import Balance, Gateway, Outgoing
+from .base import Balance, Outgoing
 from .http import http_balance
+from .redaction import protect_logger
 from .replies import error_from_text
-from .xml import XmlGateway, parse_document
+from .soap_envelope import (
+    SOAP_ENC,
+    SOAP_ENCODING_SCHEMA,
+    SOAP_ENV,
+    Operation,
+    build_envelope,
+    decode,
+    fault_text,
+    first_child,
+    id_list,
+    state_map,
+)
+from .transport import HttpTransport, read_bounded
+from .xml import parse_document, xml_text_problem
 
 try:
     import zeep
@@ -69,11 +82,6 @@ DEFAULT_WSDL = "http://gate.smsclub.mobi/soap/soapGateway.wsdl"
 WSDL_PATH = "/soap/soapGateway.wsdl"
 #: SOAP has no balance operation; the balance comes from the HTTP gateway's host.
 DEFAULT_BALANCE_URL = "http://smpp.smsclub.mobi"
-
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP_ENC = "http://schemas.xmlsoap.org/soap/encoding/"
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
-XSD = "http://www.w3.org/2001/XMLSchema"
 
 #: The operations used and the parameters they take, in the provider's documented order.
 OPERATIONS = {
@@ -94,17 +102,8 @@ ZEEP_SETTINGS = zeep.Settings(
     xml_huge_tree=False,
 )
 
-_MAX_DEPTH = 8
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One rpc operation as the WSDL describes it."""
-
-    name: str
-    namespace: str
-    soap_action: str
-    parts: tuple[str, ...]
+#: zeep quotes whole envelopes, credentials included, at DEBUG.
+protect_logger("zeep.transports")
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class ServiceDescription:
     operations: Mapping[str, Operation]
 
 
-class SoapGateway(Gateway):
+class SoapGateway(HttpTransport):
     """SMSClub's SOAP gateway: one text per request, one number or an array of them.
 
     Options besides the common ones: ``WSDL`` (default: ``BASE_URL`` + ``/soap/soapGateway.wsdl``
@@ -142,7 +141,7 @@ class SoapGateway(Gateway):
 
     def extra_text_problem(self, text: str) -> str | None:
         # An envelope is XML 1.0: the same control characters are out as in the XML gateway.
-        return XmlGateway.extra_text_problem(self, text)  # type: ignore[arg-type]
+        return xml_text_problem(text)
 
     def send_batch(
         self, sender: str, messages: list[Outgoing]
@@ -152,7 +151,7 @@ class SoapGateway(Gateway):
         arguments = [self.username, self.password, sender, destination, messages[0].text]
         result = self._call("sendSms", arguments, idempotent=False)
         try:
-            ids = _id_list(result)
+            ids = id_list(result)
         except ValueError as exc:
             raise self.garbled(f"sendSms returned {exc}", idempotent=False) from None
         return list(self.assign_ids(messages, ids))
@@ -161,7 +160,7 @@ class SoapGateway(Gateway):
         listed: str | list[str] = smsc_ids[0] if len(smsc_ids) == 1 else list(smsc_ids)
         result = self._call("getReports", [self.username, self.password, listed], idempotent=True)
         try:
-            return _state_map(result)
+            return state_map(result)
         except ValueError as exc:
             raise self.garbled(f"getReports returned {exc}", idempotent=True) from None
 
@@ -183,7 +182,7 @@ class SoapGateway(Gateway):
                     raise GatewayUnavailable(
                         self.redact(
                             f"gateway {self.name}: cannot use the WSDL at {self.wsdl_url} "
-                            f"({self._describe(exc)})"
+                            f"({self.describe(exc)})"
                         ),
                         gateway=self.name,
                     ) from None
@@ -225,16 +224,16 @@ class SoapGateway(Gateway):
             raise self.garbled(f"HTTP {status}, not a SOAP 1.1 envelope", idempotent=idempotent)
         fault = body.find(f"{{{SOAP_ENV}}}Fault")
         if fault is not None:
-            raise error_from_text(_fault_text(fault), gateway=self.name)
-        wrapper = _first_child(body)
+            raise error_from_text(fault_text(fault), gateway=self.name)
+        wrapper = first_child(body)
         if status != 200 or wrapper is None:
             raise self.garbled(
                 f"HTTP {status} without a result or a SOAP fault", idempotent=idempotent
             )
-        value = _first_child(wrapper)
+        value = first_child(wrapper)
         if value is None:
             return None
-        refs = {e.get("id"): e for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
+        refs = {ref: e for e in root.iter() if isinstance(e.tag, str) and (ref := e.get("id"))}
         try:
             return decode(value, refs)
         except ValueError as exc:
@@ -274,7 +273,7 @@ class WsdlTransport(Transport):
         response = self.session.get(
             url, timeout=self.load_timeout, stream=True, allow_redirects=False
         )
-        content = self._gateway._read_bounded(response)
+        content = read_bounded(response)
         if response.status_code != 200:
             raise requests.HTTPError(f"HTTP {response.status_code} for the WSDL")
         self.fetched = content
@@ -301,55 +300,6 @@ def describe_service(client: zeep.Client) -> ServiceDescription:
     raise ValueError("no SOAP 1.1 port with sendSms and getReports; " + "; ".join(problems))
 
 
-def build_envelope(operation: Operation, arguments: Sequence[str | list[str]]) -> bytes:
-    """A SOAP 1.1 rpc/encoded request as PHP's SoapClient writes it."""
-    nsmap = {"SOAP-ENV": SOAP_ENV, "xsd": XSD, "xsi": XSI, "SOAP-ENC": SOAP_ENC}
-    if operation.namespace:
-        nsmap["ns1"] = operation.namespace
-    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=nsmap)  # type: ignore[arg-type]
-    envelope.set(f"{{{SOAP_ENV}}}encodingStyle", SOAP_ENC)
-    body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
-    tag = f"{{{operation.namespace}}}{operation.name}" if operation.namespace else operation.name
-    call = etree.SubElement(body, tag)
-    for name, value in zip(operation.parts, arguments, strict=True):
-        _encode(etree.SubElement(call, name), value)
-    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
-
-
-def decode(element: etree._Element, refs: Mapping[str, etree._Element], depth: int = 0) -> Any:
-    """A SOAP-encoded value: a string, None (``xsi:nil``), a list (array) or a dict (Map)."""
-    if depth > _MAX_DEPTH:
-        raise ValueError("values nested too deep")
-    href = element.get("href")
-    if href is not None:
-        target = refs.get(href[1:]) if href.startswith("#") else None
-        if target is None:
-            raise ValueError(f"unresolved reference {href[:40]!r}")
-        element = target
-    if element.get(f"{{{XSI}}}nil") in ("true", "1"):
-        return None
-    kind = (element.get(f"{{{XSI}}}type") or "").rpartition(":")[2]
-    children = [c for c in element if isinstance(c.tag, str)]
-    if not children:
-        if kind == "Map":
-            return {}
-        if kind == "Array" or element.get(f"{{{SOAP_ENC}}}arrayType"):
-            return []
-        return (element.text or "").strip()
-    if kind == "Map" or all(_is_map_item(c) for c in children):
-        pairs = [(_named_child(c, "key"), _named_child(c, "value")) for c in children]
-        if any(key is None or value is None for key, value in pairs):
-            raise ValueError("a Map item without its key or value")
-        decoded: dict[str, Any] = {}
-        for key, value in pairs:
-            name = decode(key, refs, depth + 1)  # type: ignore[arg-type]
-            if not isinstance(name, str):
-                raise ValueError("a Map key that is not a plain value")
-            decoded[name] = decode(value, refs, depth + 1)  # type: ignore[arg-type]
-        return decoded
-    return [decode(c, refs, depth + 1) for c in children]
-
-
 def _operation(binding: Soap11Binding, name: str) -> Operation:
     operation = binding.get(name)
     if operation.style != "rpc":
@@ -359,120 +309,3 @@ def _operation(binding: Soap11Binding, name: str) -> Operation:
         raise ValueError(f"{name} takes {len(parts)} parameters, not {len(OPERATIONS[name])}")
     namespace = operation.input.body.qname.namespace if operation.input.body is not None else None
     return Operation(name, namespace or "", operation.soapaction or "", parts)
-
-
-def _encode(element: etree._Element, value: str | list[str]) -> None:
-    if isinstance(value, list):
-        element.set(f"{{{SOAP_ENC}}}arrayType", f"xsd:string[{len(value)}]")
-        element.set(f"{{{XSI}}}type", "SOAP-ENC:Array")
-        for item in value:
-            _encode(etree.SubElement(element, "item"), item)
-    else:
-        element.set(f"{{{XSI}}}type", "xsd:string")
-        element.text = value
-
-
-def _id_list(result: Any) -> list[str]:
-    """The SMSC IDs of a sendSms result: an array of them, or one alone."""
-    ids = [result] if isinstance(result, str) else result
-    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-        raise ValueError(f"{_shape(result)} instead of a list of IDs")
-    return ids
-
-
-def _state_map(result: Any) -> dict[str, str]:
-    """SMSC ID -> status word from a getReports result (a Map; empty when nothing is known)."""
-    if result in (None, "", [], {}):
-        return {}
-    if not isinstance(result, dict) or not all(
-        isinstance(v, str) or v is None for v in result.values()
-    ):
-        raise ValueError(f"{_shape(result)} instead of a map of IDs to states")
-    return {key.strip(): (word or "").strip() for key, word in result.items() if key.strip()}
-
-
-def _shape(value: Any) -> str:
-    if isinstance(value, str):
-        return f"the text {value[:40]!r}"
-    return f"a {type(value).__name__}"
-
-
-def _fault_text(fault: etree._Element) -> str:
-    # SOAP 1.1 leaves faultcode and faultstring unqualified; some servers qualify them.
-    for name in ("faultstring", "faultcode"):
-        found = _named_child(fault, name)
-        if found is not None and (found.text or "").strip():
-            return (found.text or "").strip()
-    return "(a SOAP fault without a reason)"
-
-
-def _first_child(element: etree._Element) -> etree._Element | None:
-    return next((c for c in element if isinstance(c.tag, str)), None)
-
-
-def _named_child(element: etree._Element, name: str) -> etree._Element | None:
-    return next(
-        (c for c in element if isinstance(c.tag, str) and etree.QName(c).localname == name),
-        None,
-    )
-
-
-def _is_map_item(element: etree._Element) -> bool:
-    names = sorted(etree.QName(c).localname for c in element if isinstance(c.tag, str))
-    return etree.QName(element).localname == "item" and names == ["key", "value"]
-
-
-#: What zeep needs of the SOAP 1.1 encoding schema (``Array``, ``Struct`` and their attributes,
-#: as http://schemas.xmlsoap.org/soap/encoding/ defines them), so it never fetches it.
-SOAP_ENCODING_SCHEMA = b"""<?xml version="1.0" encoding="UTF-8"?>
-<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
-    xmlns:tns="http://schemas.xmlsoap.org/soap/encoding/"
-    targetNamespace="http://schemas.xmlsoap.org/soap/encoding/">
-  <xs:attribute name="root">
-    <xs:simpleType>
-      <xs:restriction base="xs:boolean">
-        <xs:pattern value="0|1"/>
-      </xs:restriction>
-    </xs:simpleType>
-  </xs:attribute>
-  <xs:attributeGroup name="commonAttributes">
-    <xs:attribute name="id" type="xs:ID"/>
-    <xs:attribute name="href" type="xs:anyURI"/>
-    <xs:anyAttribute namespace="##other" processContents="lax"/>
-  </xs:attributeGroup>
-  <xs:simpleType name="arrayCoordinate">
-    <xs:restriction base="xs:string"/>
-  </xs:simpleType>
-  <xs:attribute name="arrayType" type="xs:string"/>
-  <xs:attribute name="offset" type="tns:arrayCoordinate"/>
-  <xs:attributeGroup name="arrayAttributes">
-    <xs:attribute ref="tns:arrayType"/>
-    <xs:attribute ref="tns:offset"/>
-  </xs:attributeGroup>
-  <xs:attribute name="position" type="tns:arrayCoordinate"/>
-  <xs:attributeGroup name="arrayMemberAttributes">
-    <xs:attribute ref="tns:position"/>
-  </xs:attributeGroup>
-  <xs:group name="Array">
-    <xs:sequence>
-      <xs:any namespace="##any" minOccurs="0" maxOccurs="unbounded" processContents="lax"/>
-    </xs:sequence>
-  </xs:group>
-  <xs:element name="Array" type="tns:Array"/>
-  <xs:complexType name="Array">
-    <xs:group ref="tns:Array" minOccurs="0"/>
-    <xs:attributeGroup ref="tns:arrayAttributes"/>
-    <xs:attributeGroup ref="tns:commonAttributes"/>
-  </xs:complexType>
-  <xs:group name="Struct">
-    <xs:sequence>
-      <xs:any namespace="##any" minOccurs="0" maxOccurs="unbounded" processContents="lax"/>
-    </xs:sequence>
-  </xs:group>
-  <xs:element name="Struct" type="tns:Struct"/>
-  <xs:complexType name="Struct">
-    <xs:group ref="tns:Struct" minOccurs="0"/>
-    <xs:attributeGroup ref="tns:commonAttributes"/>
-  </xs:complexType>
-</xs:schema>
-"""

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from lxml import etree
 
 from ..exceptions import AmbiguousSend, GatewayError
-from .base import MAX_REPLY_BYTES, Balance, Gateway, Outgoing
+from .base import Balance, Outgoing
 from .http import http_balance
 from .replies import error_from_text
+from .transport import MAX_REPLY_BYTES, HttpTransport
 
 PATHS = {
     "send": "/hfw_smpp_addon/xmlsendsmspost.php",
@@ -37,6 +38,15 @@ def build_request(root: str, fields: Sequence[tuple[str, str]]) -> bytes:
     """The request document: declaration, root, one CDATA element per field, no whitespace."""
     body = "".join(f"<{tag}>{cdata(value)}</{tag}>" for tag, value in fields)
     return f"<?xml version='1.0' encoding='utf-8'?><{root}>{body}</{root}>".encode()
+
+
+def xml_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot travel in an XML 1.0 document (control characters), or None."""
+    bad = sorted(set(_NOT_XML.findall(text)))
+    if bad:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
+        return f"text {text[:30]!r} has control characters XML cannot carry: {shown}"
+    return None
 
 
 def safe_parser(*, keep_markup: bool = False) -> etree.XMLParser:
@@ -69,7 +79,7 @@ def parse_document(body: bytes) -> etree._Element:
     return tree.getroot()
 
 
-class XmlGateway(Gateway):
+class XmlGateway(HttpTransport):
     """SMSClub's XML gateway: bulk sends of one text, personal texts in one request."""
 
     max_batch = 100
@@ -78,11 +88,7 @@ class XmlGateway(Gateway):
     default_base_url = "http://smpp.smsclub.mobi"
 
     def extra_text_problem(self, text: str) -> str | None:
-        bad = sorted(set(_NOT_XML.findall(text)))
-        if bad:
-            shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
-            return f"text {text[:30]!r} has control characters XML cannot carry: {shown}"
-        return None
+        return xml_text_problem(text)
 
     def send_batch(
         self, sender: str, messages: list[Outgoing]
@@ -139,7 +145,7 @@ class XmlGateway(Gateway):
         status = (root.findtext("status") or "").strip().upper()
         if root.tag != "response" or status not in ("OK", "ERROR"):
             raise self.garbled(
-                f"unexpected reply <{root.tag}> status {status!r}", idempotent=idempotent
+                f"unexpected reply <{root.tag!s}> status {status!r}", idempotent=idempotent
             )
         if status == "ERROR":
             raise error_from_text(root.findtext("text") or "(no reason given)", gateway=self.name)

@@ -24,26 +24,21 @@ from django_smsclub.models import DeliveryReport, Message
 from django_smsclub.services import release_claims
 from django_smsclub.smpp_worker import ReceiptBook, SmppWorker
 from django_smsclub.status import Status
-
-from .smpp_server import SmppTestServer, serve_smsc
+from tests.support.settings import gateway, smsclub_settings
+from tests.support.smpp_server import SmppTestServer
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "pw4smpp"
 TWO_PARTS = "Ваше замовлення №{n} готове до видачі у відділенні. " * 2
 
 
-smsc = pytest.fixture(serve_smsc, name="smsc")
-
-
 @pytest.fixture
 def smpp_settings(settings, smsc, monkeypatch):
-    settings.SMSCLUB = {
-        "DEFAULT_GATEWAY": "smpp",
-        "GATEWAYS": {"smpp": gateway_settings(smsc)},
-        "POLL_INTERVALS": [300],
-    }
+    settings.SMSCLUB = smsclub_settings(
+        smpp=gateway_settings(smsc), DEFAULT_GATEWAY="smpp", POLL_INTERVALS=[300]
+    )
     # The Celery send task is not part of this: the worker alone sends SMPP messages.
     monkeypatch.setattr(services, "enqueue_send", lambda *args, **kwargs: None)
     return settings.SMSCLUB
@@ -189,14 +184,12 @@ def test_released_claims_are_queued_again_without_an_attempt(heard):
 
 @pytest.mark.django_db
 def test_the_command_wants_an_smpp_gateway(settings, smsc):
-    settings.SMSCLUB = {
-        "DEFAULT_GATEWAY": "xml",
-        "GATEWAYS": {
-            "xml": {"BACKEND": "xml", "USERNAME": "u", "PASSWORD": "p", "SENDER": "Shop"},
-            "a": gateway_settings(smsc),
-            "b": gateway_settings(smsc),
-        },
-    }
+    settings.SMSCLUB = smsclub_settings(
+        xml=gateway("xml", USERNAME="u", PASSWORD="p", SENDER="Shop"),
+        a=gateway_settings(smsc),
+        b=gateway_settings(smsc),
+        DEFAULT_GATEWAY="xml",
+    )
     with pytest.raises(CommandError, match="not an SmppGateway"):
         call_command("smsclub_smpp", gateway="xml", verbosity=0)
     with pytest.raises(CommandError, match="several SMPP gateways"):

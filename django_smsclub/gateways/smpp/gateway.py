@@ -21,31 +21,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..exceptions import ConfigurationError, GatewayError
-from .base import Balance, Gateway, Outgoing
-from .smpp_session import (
-    NotSubmitted,
-    Receipt,
-    ReceiptBatchHandler,
-    ReceiptHandler,
-    SmppSession,
-    parse_receipt,
-)
-
-__all__ = [
-    "NotSubmitted",
-    "OperationNotSupported",
-    "Receipt",
-    "SmppGateway",
-    "SmppSession",
-    "parse_receipt",
-]
+from ...exceptions import ConfigurationError, GatewayError, OperationNotSupported
+from ..base import Balance, Gateway, Outgoing
+from .receipts import ReceiptBatchHandler, ReceiptHandler
+from .session import SmppSession
 
 DEFAULT_PORT = 2775
-
-
-class OperationNotSupported(GatewayError):
-    """The gateway's protocol has no such operation (SMPP has no balance query)."""
 
 
 class SmppGateway(Gateway):
@@ -92,8 +73,7 @@ class SmppGateway(Gateway):
         deliver it again. ``keep_bound`` binds the session again in the background whenever
         it is lost, so receipts keep coming while nothing is sent.
         """
-        self.smpp.on_receipt = None if batch else handler  # type: ignore[assignment]
-        self.smpp.on_receipts = handler if batch else None  # type: ignore[assignment]
+        self.smpp.set_receipt_handler(handler, batch=batch)
         self.smpp.keep_bound = keep_bound and handler is not None
 
     def open(self) -> None:
@@ -120,7 +100,7 @@ class SmppGateway(Gateway):
         )
 
     def close(self) -> None:
-        """Unbind the SMPP session (and close the HTTP session the base may hold)."""
+        """Unbind the SMPP session; the next send binds a new one."""
         self.smpp.close()
         super().close()
 

@@ -22,25 +22,14 @@ from django_smsclub.exceptions import (
     ProviderRefused,
 )
 from django_smsclub.gateways import Outgoing, get_gateway
-from django_smsclub.gateways.soap import (
-    DEFAULT_WSDL,
-    SOAP_ENC,
-    SOAP_ENCODING_SCHEMA,
-    SoapGateway,
-    WsdlTransport,
-    build_envelope,
-)
+from django_smsclub.gateways.soap import DEFAULT_WSDL, SoapGateway, WsdlTransport
+from django_smsclub.gateways.soap_envelope import SOAP_ENC, SOAP_ENCODING_SCHEMA, build_envelope
+from tests.support.settings import smsclub_settings
 
 A, B, C = "380501111111", "380672222222", "380933333333"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XML = "text/xml; charset=utf-8"
-
-
-@pytest.fixture
-def emu():
-    with Emulator() as emulator:
-        yield emulator
 
 
 def make(emu: Emulator, **extra) -> SoapGateway:
@@ -202,14 +191,14 @@ class TestWsdl:
         assert [r.path for r in emu.requests] == ["/hfw_smpp_addon/httpgetbalance.php"]
 
     def test_the_soap_alias_builds_this_gateway(self, emu, settings):
-        settings.SMSCLUB = {"GATEWAYS": {"default": emu.gateway_settings("soap")}}
+        settings.SMSCLUB = smsclub_settings(default=emu.gateway_settings("soap"))
         gateway = get_gateway()
         assert isinstance(gateway, SoapGateway)
         [outcome] = gateway.send(None, out((A, "hi")))
         assert outcome.accepted
 
     def test_system_checks_want_a_username_and_password(self, settings):
-        settings.SMSCLUB = {"GATEWAYS": {"default": {"BACKEND": "soap", "SENDER": "Shop"}}}
+        settings.SMSCLUB = smsclub_settings(default={"BACKEND": "soap", "SENDER": "Shop"})
         errors = [e for e in checks.check_settings() if e.id == "django_smsclub.E004"]
         assert [e.msg for e in errors] == [
             "SMSCLUB['GATEWAYS']['default'] has no USERNAME or PASSWORD; SoapGateway cannot log in."

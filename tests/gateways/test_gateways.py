@@ -205,6 +205,40 @@ def test_after_a_failed_request_the_rest_are_not_attempted(kind, emu):
     assert [sms.recipient for sms in emu.accepted] == [A]
 
 
+def test_each_sender_of_a_call_gets_its_own_request(kind, emu):
+    messages = [Outgoing(A, "hi"), Outgoing(B, "hi", sender="SMS CLUB"), Outgoing(C, "hi")]
+    outcomes = make(kind, emu).send("Shop", messages)
+    assert all(o.accepted for o in outcomes)
+    assert sorted((sms.recipient, sms.sender) for sms in emu.accepted) == sorted(
+        [(A, "Shop"), (B, "SMS CLUB"), (C, "Shop")]
+    )
+    assert len([r for r in emu.requests if r.op == "send"]) == 2
+
+
+def test_a_failed_request_of_one_sender_stops_the_next_senders(kind, emu):
+    emu.faults.add("drop_after", times=1, op="send")
+    first, second = make(kind, emu).send(
+        "Shop", [Outgoing(A, "hi"), Outgoing(B, "hi", sender="SMS CLUB")]
+    )
+    assert isinstance(first.error, AmbiguousSend)
+    assert isinstance(second.error, GatewayUnavailable) and "not attempted" in str(second.error)
+    assert len([r for r in emu.requests if r.op == "send"]) == 1
+    assert [sms.recipient for sms in emu.accepted] == [A]
+
+
+def test_with_skip_invalid_a_malformed_message_fails_alone(kind, emu):
+    messages = out((A, "hi"), ("12345", "hi"), (B, "x" * 1072))
+    messages.append(Outgoing(C, "hi", sender="Bad-Sender!"))
+    good, bad_number, too_long, bad_sender = make(kind, emu).send(
+        "Shop", messages, skip_invalid=True
+    )
+    assert good.accepted
+    for outcome, named in [(bad_number, "12345"), (too_long, "1072"), (bad_sender, "Bad-Sender")]:
+        assert isinstance(outcome.error, InvalidMessage) and named in str(outcome.error)
+    assert len([r for r in emu.requests if r.op == "send"]) == 1
+    assert [sms.recipient for sms in emu.accepted] == [A]
+
+
 @pytest.mark.parametrize(
     "sender, text, recipient, named",
     [

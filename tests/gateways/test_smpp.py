@@ -27,22 +27,15 @@ from django_smsclub.gateways.smpp import (
     SmppGateway,
     parse_receipt,
 )
-from django_smsclub.gateways.smpp_session import (
-    RECEIPT_RETRY_STATUS,
-    WIRE_LOGGER,
-    encode_text,
-)
-
-from .smpp_server import ENQUIRE_LINK, SmppTestServer, serve_smsc
+from django_smsclub.gateways.smpp.connection import WIRE_LOGGER
+from django_smsclub.gateways.smpp.pdu import RECEIPT_RETRY_STATUS, encode_text
+from tests.support.smpp_server import ENQUIRE_LINK, SmppTestServer
 
 pytestmark = pytest.mark.timeout(60)
 
 PASSWORD = "s3cr#t"
 CYRILLIC = "Ваше замовлення готове. Дякуємо, що обрали наш магазин!"
 LONG_CYRILLIC = "Шановний клієнте, ваше замовлення №4521 вже чекає на вас у відділенні. " * 4
-
-
-smsc = pytest.fixture(serve_smsc, name="smsc")
 
 
 @pytest.fixture
@@ -164,20 +157,62 @@ def test_many_messages_each_get_their_own_ids(gateway, smsc):
         assert smsc.texts(f"3805011{n:05d}") == [f"Code {n}"]
 
 
+def test_each_message_goes_from_its_own_sender(gateway, smsc):
+    outcomes = gateway.send(
+        "Shop",
+        [
+            Outgoing("380501112233", "hi"),
+            Outgoing("380501112244", "hi", sender="Other"),
+            Outgoing("380501112255", "hi", sender="SMS CLUB"),
+        ],
+    )
+    assert all(o.accepted for o in outcomes)
+    senders = {s.destination_addr: s.source_addr for s in smsc.accepted()}
+    assert senders == {
+        "380501112233": "Shop",
+        "380501112244": "Other",
+        "380501112255": "SMS CLUB",
+    }
+
+
+def test_with_skip_invalid_a_malformed_message_fails_alone(gateway, smsc):
+    good, bad = gateway.send(
+        "Shop",
+        [Outgoing("380501112233", "hi"), Outgoing("380501112244", "hi", sender="Bad-Sender!")],
+        skip_invalid=True,
+    )
+    assert good.accepted
+    assert isinstance(bad.error, InvalidMessage) and "Bad-Sender!" in str(bad.error)
+    assert [s.destination_addr for s in smsc.accepted()] == ["380501112233"]
+
+
 def test_window_bounds_the_submits_in_flight(smsc):
     smsc.accept_delay = 0.005
     gateway = make_gateway(smsc, WINDOW=3)
     session = gateway.smpp
+    awaited: set[int] = set()
     most = 0
-    register = session._register
+    lock = threading.Lock()
+    expect_reply = session.expect_reply
 
-    def counting(*args):
+    def counting(connection, sequence, on_reply):
         nonlocal most
-        registered = register(*args)
-        most = max(most, len(session._pending))
-        return registered
 
-    session._register = counting
+        def replied(*reply):
+            with lock:
+                awaited.discard(sequence)
+            on_reply(*reply)
+
+        with lock:
+            awaited.add(sequence)
+            most = max(most, len(awaited))
+        expected = expect_reply(connection, sequence, replied)
+        if not expected:
+            with lock:
+                awaited.discard(sequence)
+        return expected
+
+    session.expect_reply = counting
     try:
         outcomes = gateway.send("Shop", [Outgoing(f"3805011{n:05d}", "hi") for n in range(30)])
     finally:
