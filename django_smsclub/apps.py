@@ -8,4 +8,12 @@ class SmsClubConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        # Wired here, above every layer: the services ask for sends with a signal and the
+        # models' campaign methods reach the services through this config, so neither imports
+        # a layer above it (tasks -> services -> models).
+        from . import checks, services, signals, tasks  # noqa: F401  (checks registers itself)
+
+        self.services = services
+        signals.send_requested.connect(
+            tasks.on_send_requested, dispatch_uid="django_smsclub.tasks.on_send_requested"
+        )

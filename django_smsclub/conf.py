@@ -123,6 +123,38 @@ def default_region() -> str:
     return str(get("DEFAULT_REGION"))
 
 
+def max_send_attempts() -> int:
+    """Requests made for one message before a surely-unsent one is given up as failed."""
+    return int(get("MAX_SEND_ATTEMPTS"))
+
+
+def retry_backoff() -> float:
+    """Seconds before the second attempt; doubled for each one after."""
+    return float(get("RETRY_BACKOFF"))
+
+
+def retry_backoff_max() -> float:
+    return float(get("RETRY_BACKOFF_MAX"))
+
+
+def resend_ambiguous() -> bool:
+    """Whether a maybe-sent message may be sent again (off: it becomes ``unknown``)."""
+    return bool(get("RESEND_AMBIGUOUS"))
+
+
+def send_batch_size() -> int:
+    return int(get("SEND_BATCH_SIZE"))
+
+
+def send_concurrency() -> int:
+    """Send tasks a started campaign is split into."""
+    return int(get("SEND_CONCURRENCY"))
+
+
+def poll_batch_size() -> int:
+    return int(get("POLL_BATCH_SIZE"))
+
+
 def tracking_window() -> timedelta:
     return _seconds("TRACKING_WINDOW")
 

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class SmsClubError(Exception):
     """Base of every error this package raises."""
 
 
-class ConfigurationError(SmsClubError):
-    """The ``SMSCLUB`` setting is missing something or holds a bad value."""
+class ConfigurationError(SmsClubError, ImproperlyConfigured):
+    """The ``SMSCLUB`` setting is missing something or holds a bad value.
+
+    Also Django's ``ImproperlyConfigured``, so code that catches either catches it.
+    """
 
 
 class InvalidMessage(SmsClubError, ValueError):
@@ -45,6 +50,10 @@ class GatewayError(SmsClubError):
         super().__init__(message)
 
 
+class OperationNotSupported(GatewayError):
+    """The gateway's protocol has no such operation (SMPP has no balance query)."""
+
+
 class AuthenticationError(GatewayError):
     """The provider refused the login, password or token. Never retried."""
 
@@ -61,6 +70,10 @@ class GatewayUnavailable(GatewayError):
     """The request surely did not reach the provider (connection refused, DNS); retried."""
 
     retryable = True
+
+
+class NotSubmitted(GatewayUnavailable):
+    """The SMPP session was draining (its process is stopping): the message was never submitted."""
 
 
 class AmbiguousSend(GatewayError):
@@ -80,3 +93,7 @@ class RateLimited(GatewayError):
     def __init__(self, message: str, *, gateway: str = "", retry_after: float | None = None):
         self.retry_after = retry_after
         super().__init__(message, gateway=gateway)
+
+
+class BadUpload(SmsClubError, ValueError):
+    """An uploaded recipients file cannot be read; the message names the line and why."""

@@ -8,9 +8,11 @@ reports (see :func:`django_smsclub.status.aggregate`). The domain operations liv
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -21,9 +23,6 @@ from django.utils.translation import gettext_lazy as _
 
 from .status import FINAL_STATUSES, Status
 
-if TYPE_CHECKING:
-    from .services import RecipientsResult
-
 __all__ = ["ApiIdempotencyKey", "Campaign", "DeliveryReport", "Message"]
 
 #: Statuses a message is in until the provider's network settles its fate.
@@ -31,6 +30,21 @@ PENDING_STATUSES: frozenset[str] = frozenset(Status.values) - FINAL_STATUSES
 
 RAW_STATUS_MAX_LENGTH = 255
 ERROR_MAX_LENGTH = 2000
+
+
+def _services() -> Any:
+    """:mod:`django_smsclub.services`, handed over by ``AppConfig.ready()``: the services import
+    the models, so the models reach them through the app's config instead of an import."""
+    config: Any = apps.get_app_config("django_smsclub")
+    return config.services
+
+
+class MessageQuerySet(models.QuerySet):
+    def status_counts(self) -> dict[str, int]:
+        """Messages per status (every status present, zeros included), in one grouped query."""
+        counts = dict.fromkeys(Status.values, 0)
+        counts.update(dict(self.order_by().values_list("status").annotate(n=Count("pk"))))
+        return counts
 
 
 class CampaignQuerySet(models.QuerySet):
@@ -97,18 +111,13 @@ class Campaign(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from . import services
-
-        problems = services.campaign_problems(self)
+        problems = _services().campaign_problems(self)
         if problems:
             raise ValidationError(problems)
 
     def status_counts(self) -> dict[str, int]:
         """Messages per status (every status present, zeros included), in one grouped query."""
-        counts = dict.fromkeys(Status.values, 0)
-        rows = self.messages.order_by().values_list("status").annotate(n=Count("pk"))
-        counts.update(dict(rows))
-        return counts
+        return self.messages.status_counts()
 
     def add_recipients(
         self,
@@ -116,31 +125,24 @@ class Campaign(models.Model):
         *,
         skip_invalid: bool = False,
         chunk_size: int = 5000,
-    ) -> RecipientsResult:
-        """Add numbers, or (number, values) pairs for the text's placeholders; see services."""
-        from . import services
-
-        return services.add_recipients(
+    ) -> Any:
+        """Add numbers, or (number, values) pairs for the text's placeholders; returns a
+        :class:`django_smsclub.services.RecipientsResult`."""
+        return _services().add_recipients(
             self, recipients, skip_invalid=skip_invalid, chunk_size=chunk_size
         )
 
     def start(self) -> None:
         """Release the messages: now, or at ``send_at``."""
-        from . import services
-
-        services.start_campaign(self)
+        _services().start_campaign(self)
 
     def cancel(self) -> int:
         """Cancel every message not yet claimed by a worker; return how many."""
-        from . import services
-
-        return services.cancel_campaign(self)
+        return int(_services().cancel_campaign(self))
 
     def retry_failed(self, statuses: Iterable[str] | None = None) -> int:
         """Send anew each message that surely did not arrive; return how many were queued."""
-        from . import services
-
-        return services.retry_failed(self, statuses)
+        return int(_services().retry_failed(self, statuses))
 
 
 class Message(models.Model):
@@ -199,6 +201,8 @@ class Message(models.Model):
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("message")
@@ -286,6 +290,49 @@ class DeliveryReport(models.Model):
         return f"{self.smsc_id}: {self.raw_status or self.status}"
 
 
-# The REST API's idempotency record lives beside the API code that alone uses it; importing it
-# here registers it with the app (migrations, flush). That module loads no DRF.
-from .api.idempotency import ApiIdempotencyKey  # noqa: E402
+#: ``response_status`` of an API idempotency key whose request is still running.
+IDEMPOTENCY_IN_PROGRESS = 0
+
+
+class ApiIdempotencyKey(models.Model):
+    """One ``Idempotency-Key`` a user sent with a POST, and the response it got."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        # The unique (user, key) index serves every lookup by user.
+        db_index=False,
+    )
+    key = models.CharField(_("key"), max_length=255)
+    fingerprint = models.CharField(
+        _("request fingerprint"),
+        max_length=64,
+        help_text=_("SHA-256 of the first request: method, path, query, body."),
+    )
+    response_status = models.PositiveSmallIntegerField(
+        _("response status"), default=IDEMPOTENCY_IN_PROGRESS
+    )
+    # JSON kept as text: jsonb would reorder the keys, and a replay must be the same body.
+    response_body = models.TextField(_("response body (JSON)"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("API idempotency key")
+        verbose_name_plural = _("API idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="smsclub_api_idempotency_key"),
+        ]
+        # Rows are written by the API alone; the one permission is the API's own, which no
+        # model of the domain carries.
+        default_permissions = ()
+        permissions = [("view_balance", _("Can view the SMSClub account balance"))]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.response_status or 'in progress'})"
+
+    @property
+    def body(self) -> Any:
+        """The stored response body, parsed."""
+        return json.loads(self.response_body) if self.response_body else None

@@ -26,6 +26,12 @@ message_failed = Signal()
 #: A message reached a final status of any kind; provides: message, old_status, new_status
 message_finished = Signal()
 
+#: Queued messages of a gateway are due now or at ``when``: ask workers to send them. Sent by
+#: the services after commit and received by :mod:`django_smsclub.tasks` (connected in
+#: ``AppConfig.ready()``), so the services never import the tasks; provides: gateway, when,
+#: tasks_count
+send_requested = Signal()
+
 
 def notify(message: Any, old_status: str, new_status: str) -> None:
     """Send every signal one status change calls for; log the receivers that fail."""

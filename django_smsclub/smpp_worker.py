@@ -164,7 +164,7 @@ class SmppWorker:
             )
         self.gateway = gateway
         self.name = gateway.name
-        self.batch_size = batch_size or int(conf.get("SEND_BATCH_SIZE"))
+        self.batch_size = batch_size or conf.send_batch_size()
         self.idle = idle
         self.receipts = ReceiptBook(self.name, hold=receipt_hold)
         self._stop = threading.Event()

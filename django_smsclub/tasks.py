@@ -7,9 +7,13 @@ run twice at once: the services claim their rows.
 
 from __future__ import annotations
 
-from celery import shared_task
+from datetime import datetime
+from typing import Any
 
-from . import conf, services
+from celery import shared_task
+from django.utils import timezone
+
+from . import conf, selectors, services
 
 #: Seconds a task works before handing the rest to a fresh task, so one long backlog neither
 #: holds a worker for hours nor outlives a broker's visibility timeout.
@@ -20,10 +24,10 @@ TIME_BUDGET = 60.0
 def send_queued(gateway: str | None = None) -> int:
     """Send the due messages of ``gateway`` (the default one if None)."""
     name = gateway or conf.default_gateway_name()
-    if not services.sent_by_workers(name):
+    if not selectors.sent_by_workers(name):
         return 0
     handled = services.send_due(name, time_budget=TIME_BUDGET)
-    if handled and services.has_due_messages(name):
+    if handled and selectors.has_due_messages(name):
         send_queued.delay(name)
     return handled
 
@@ -31,7 +35,7 @@ def send_queued(gateway: str | None = None) -> int:
 @shared_task(name="django_smsclub.tasks.send_due", ignore_result=True)
 def send_due() -> list[str]:
     """Start a send for every gateway with due messages: scheduled ones, backoffs, lost tasks."""
-    names = services.gateways_with_due_messages()
+    names = selectors.gateways_with_due_messages()
     for name in names:
         send_queued.delay(name)
     return names
@@ -40,7 +44,7 @@ def send_due() -> list[str]:
 @shared_task(name="django_smsclub.tasks.poll_reports", ignore_result=True)
 def poll_reports(gateway: str | None = None) -> int:
     """Poll the due delivery reports of ``gateway``, or of every gateway that has some."""
-    names = [gateway] if gateway else services.gateways_with_due_reports()
+    names = [gateway] if gateway else selectors.gateways_with_due_reports()
     return sum(services.poll_due(name, time_budget=TIME_BUDGET) for name in names)
 
 
@@ -51,3 +55,15 @@ def sweep() -> dict[str, int]:
         "stale_claims": services.sweep_stale_claims(),
         "campaigns": services.refresh_campaigns(),
     }
+
+
+def on_send_requested(
+    sender: Any, *, gateway: str, when: datetime | None = None, tasks_count: int = 1, **kwargs: Any
+) -> None:
+    """Receiver of :data:`django_smsclub.signals.send_requested`: start ``tasks_count`` send
+    tasks for ``gateway``, at ``when`` if that is later than now."""
+    for _ in range(tasks_count):
+        if when is not None and when > timezone.now():
+            send_queued.apply_async((gateway,), eta=when)
+        else:
+            send_queued.delay(gateway)

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Min
 from django.utils import timezone
 
-from ... import services
+from ... import selectors, services
 from ...models import DeliveryReport
 from ...status import Status
 
@@ -32,7 +32,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         while True:
             names = (
-                [options["gateway"]] if options["gateway"] else services.gateways_with_due_reports()
+                [options["gateway"]]
+                if options["gateway"]
+                else selectors.gateways_with_due_reports()
             )
             for name in names:
                 polled = services.poll_due(name)
