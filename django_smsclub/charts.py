@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import CharField, Count, F, Max, Min, Q
-from django.db.models.functions import Cast, Substr
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from . import selectors
 from .models import Campaign
-from .status import FAILURE_STATUSES, Status
+from .status import Status
 
 #: The bands of a progress bar, in drawing order: key, label, statuses it sums.
 BANDS: list[tuple[str, Promise, tuple[str, ...]]] = [
@@ -36,15 +35,12 @@ BANDS: list[tuple[str, Promise, tuple[str, ...]]] = [
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
 
-# Bucket sizes by the length of the campaign, so a chart keeps at most a few hundred points:
-# the characters of "YYYY-MM-DD HH:MM:SS" a bucket keeps (seconds, minutes, hours, days).
+# Bucket sizes by the length of the campaign, so a chart keeps at most a few hundred points.
 _BUCKETS = [
-    (timedelta(minutes=3), 19),
-    (timedelta(hours=3), 16),
-    (timedelta(days=7), 13),
+    (timedelta(minutes=3), "second"),
+    (timedelta(hours=3), "minute"),
+    (timedelta(days=7), "hour"),
 ]
-_DAYS = 10
-_EPOCH_TEXT = "0000-01-01 00:00:00"
 
 
 @dataclass(frozen=True)
@@ -125,43 +121,21 @@ def delivery_chart(
     """The chart of ``campaign`` (``total`` messages), or None before the first final report.
 
     Three queries, whatever the campaign's size: its time span, then final messages and sent
-    messages counted per time bucket.
+    messages counted per time bucket (see :mod:`django_smsclub.selectors`).
     """
     if not total:
         return None
-    span = campaign.messages.aggregate(
-        first_sent=Min("sent_at"),
-        first_final=Min("finished_at", filter=~Q(status=Status.CANCELLED)),
-        last_final=Max("finished_at", filter=~Q(status=Status.CANCELLED)),
-        last_sent=Max("sent_at"),
-    )
-    if span["first_final"] is None:
+    span = selectors.delivery_span(campaign)
+    if span is None:
         return None
-    start = min(filter(None, [span["first_sent"], span["first_final"]]))
-    end = max(filter(None, [span["last_final"], span["last_sent"]]))
+    start, end = span
     if campaign.state in (Campaign.State.RUNNING, Campaign.State.SCHEDULED):
         # Still going: the chart runs up to now, so a pause in deliveries shows as flat.
         end = max(end, now or timezone.now())
     end = max(end, start + timedelta(seconds=1))
-    length = next((length for limit, length in _BUCKETS if end - start <= limit), _DAYS)
-    finals = (
-        campaign.messages.filter(finished_at__isnull=False)
-        .exclude(status=Status.CANCELLED)
-        .order_by()
-        .values(bucket=_bucket("finished_at", length))
-        .annotate(
-            delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
-            failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)),
-        )
-        .order_by("bucket")
-    )
-    sends = (
-        campaign.messages.filter(sent_at__isnull=False)
-        .order_by()
-        .values(bucket=_bucket("sent_at", length))
-        .annotate(sent=Count("pk"))
-        .order_by("bucket")
-    )
+    bucket = next((unit for limit, unit in _BUCKETS if end - start <= limit), "day")
+    finals = selectors.finished_over_time(campaign, bucket)
+    sends = selectors.sent_over_time(campaign, bucket)
     width, height = CHART_WIDTH, CHART_HEIGHT
     seconds = (end - start).total_seconds()
 
@@ -175,17 +149,17 @@ def delivery_chart(
     delivered_points = [(0.0, float(height))]
     failed_points = [(0.0, float(height))]
     delivered = failed = 0
-    for row in finals:
-        delivered += row["delivered"]
-        failed += row["failed"]
-        x = x_of(_moment(row["bucket"]))
+    for moment, delivered_then, failed_then in finals:
+        delivered += delivered_then
+        failed += failed_then
+        x = x_of(moment)
         delivered_points.append((x, y_of(delivered)))
         failed_points.append((x, y_of(delivered + failed)))
     sent_points = [(0.0, float(height))]
     sent = 0
-    for row in sends:
-        sent += row["sent"]
-        sent_points.append((x_of(_moment(row["bucket"])), y_of(sent)))
+    for moment, sent_then in sends:
+        sent += sent_then
+        sent_points.append((x_of(moment), y_of(sent)))
     return DeliveryChart(
         start=start,
         end=end,
@@ -201,21 +175,6 @@ def delivery_chart(
         sent_line=_steps(sent_points, width),
         ticks=[(y_of(count), count) for count in _ticks(total)],
     )
-
-
-def _bucket(field: str, length: int) -> Substr:
-    """The first ``length`` characters of a timestamp as text, in UTC.
-
-    Not ``Trunc``: SQLite runs that as a Python function per row (a second for 100,000
-    messages), while a cast and a substring are native on SQLite, PostgreSQL and MySQL, which
-    all give the text of a timestamp in UTC as "YYYY-MM-DD HH:MM:SS...".
-    """
-    return Substr(Cast(F(field), CharField()), 1, length)
-
-
-def _moment(bucket: str) -> datetime:
-    """The UTC moment a bucket of :func:`_bucket` starts at."""
-    return datetime.fromisoformat(bucket + _EPOCH_TEXT[len(bucket) :]).replace(tzinfo=UTC)
 
 
 def _ticks(total: int) -> list[int]:

@@ -1,9 +1,11 @@
-"""The Django admin: campaigns a person can build, start and watch; messages; delivery reports.
+"""The campaign admin: the list (with progress), the form that builds a campaign and adds its
+recipients, the panel above it, its buttons and the list's actions.
 
 No page makes a query per row: the campaign list counts the messages of the page's campaigns
-in one grouped query, the message list joins its campaign, and the big tables skip the full
-count. Every button is a POST to a view wrapped in ``admin_site.admin_view`` that checks the
-change permission (see :mod:`django_smsclub.admin_views`).
+in one grouped query. Every button is a POST to a view wrapped in ``admin_site.admin_view``
+that checks the change permission (see :mod:`django_smsclub.admin.actions`). Which fields,
+recipients, buttons and deletion a campaign's state allows is the services' table
+(:func:`django_smsclub.services.allows`).
 """
 
 from __future__ import annotations
@@ -13,73 +15,32 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import admin_views, conf, phones, services
-from .admin_forms import CampaignForm
-from .charts import counts_from_annotation, progress
-from .exceptions import ConfigurationError, InvalidMessage, SmsClubError
-from .models import Campaign, DeliveryReport, Message
-from .status import Status
+from .. import conf, services
+from ..charts import counts_from_annotation, progress
+from ..exceptions import InvalidMessage, SmsClubError
+from ..models import Campaign
+from ..services import Action
+from ..status import Status
+from . import panel
+from .actions import CAMPAIGN_ACTIONS, campaign_action_view, run_action
+from .balances import visible_balances
+from .filters import GatewayFilter, gateway_names
+from .forms import CampaignForm
 
-#: Messages a bulk action lists one by one; the rest are counted.
+#: Campaigns a bulk action reports one by one, per outcome; the rest are counted.
 _SHOWN_OUTCOMES = 5
-
-
-class GatewayFilter(admin.SimpleListFilter):
-    """By gateway, from the settings: never a DISTINCT over a table of millions."""
-
-    title = _("gateway")
-    parameter_name = "gateway"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        try:
-            return [(name, name) for name in conf.gateway_names()]
-        except ConfigurationError:
-            return []
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        name = self.value()
-        if not name:
-            return queryset
-        if queryset.model is Campaign and name == conf.default_gateway_name():
-            return queryset.filter(Q(gateway=name) | Q(gateway=""))
-        return queryset.filter(gateway=name)
-
-
-class CampaignFilter(admin.SimpleListFilter):
-    """By campaign: the latest few are offered, any one can be chosen by its ID."""
-
-    title = _("campaign")
-    parameter_name = "campaign"
-    shown = 10
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        latest = Campaign.objects.order_by("-created_at", "-pk").values_list("pk", "name")
-        choices = [(str(pk), name) for pk, name in latest[: self.shown]]
-        chosen = self.value()
-        if chosen and chosen.isdecimal() and chosen not in {pk for pk, _name in choices}:
-            name = Campaign.objects.filter(pk=chosen).values_list("name", flat=True).first()
-            if name is not None:
-                choices.append((chosen, name))
-        return choices
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        chosen = self.value()
-        if not chosen:
-            return queryset
-        if not chosen.isdecimal():
-            return queryset.none()
-        return queryset.filter(campaign_id=chosen)
+#: The fields of the form; they change only while the state allows ``Action.EDIT``.
+_EDITABLE = ["name", "sender", "text", "gateway", "send_at"]
 
 
 class CampaignChangeList(ChangeList):
@@ -140,20 +101,18 @@ class CampaignAdmin(admin.ModelAdmin):
         buttons = [
             path(
                 f"<path:object_id>/{action}/",
-                self.admin_site.admin_view(
-                    partial(admin_views.campaign_action_view, self, action=action)
-                ),
+                self.admin_site.admin_view(partial(campaign_action_view, self, action=action)),
                 name=f"{info[0]}_{info[1]}_{action}",
             )
-            for action in admin_views.CAMPAIGN_ACTIONS
+            for action in CAMPAIGN_ACTIONS
         ]
         return buttons + super().get_urls()
 
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> list[Any]:
         fieldsets: list[Any] = [
-            (None, {"fields": ["name", "sender", "text", "gateway", "send_at"]}),
+            (None, {"fields": _EDITABLE}),
         ]
-        if obj is None or obj.state == Campaign.State.DRAFT:
+        if obj is None or services.allows(obj, Action.ADD_RECIPIENTS):
             fieldsets.append(
                 (
                     _("Add recipients") if obj is None else _("Add more recipients"),
@@ -176,15 +135,15 @@ class CampaignAdmin(admin.ModelAdmin):
         fields = list(self.readonly_fields)
         if obj is None:
             return fields
-        if obj.state != Campaign.State.DRAFT:
-            return [*fields, "name", "sender", "text", "gateway", "send_at"]
+        if not services.allows(obj, Action.EDIT):
+            return [*fields, *_EDITABLE]
         if _has_recipients(obj):
             # The recipients' texts were made from these: changing them would not change those.
             return [*fields, "sender", "text", "gateway"]
         return fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
-        if obj is not None and obj.state in (Campaign.State.SCHEDULED, Campaign.State.RUNNING):
+        if obj is not None and not services.allows(obj, Action.DELETE):
             # Its messages are being sent and tracked: cancel it first.
             return False
         return super().has_delete_permission(request, obj)
@@ -217,7 +176,7 @@ class CampaignAdmin(admin.ModelAdmin):
             for problem in problems:
                 self.message_user(request, problem, messages.ERROR)
             return
-        admin_views.remember_recipients(request, campaign, result, rows)
+        panel.remember_recipients(request, campaign, result, rows)
         request._smsclub_recipients_added = True  # type: ignore[attr-defined]
         self.message_user(
             request,
@@ -256,18 +215,18 @@ class CampaignAdmin(admin.ModelAdmin):
         obj: Campaign | None = None,
     ) -> HttpResponse:
         if obj is not None and obj.pk:
-            context["smsclub"] = admin_views.campaign_panel(
+            context["smsclub"] = panel.campaign_panel(
                 request, obj, can_change=self.has_change_permission(request, obj)
             )
         else:
-            context["smsclub_balances"] = admin_views.visible_balances(request, _gateway_names())
+            context["smsclub_balances"] = visible_balances(request, gateway_names())
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra_context = {**(extra_context or {})}
-        extra_context["smsclub_balances"] = admin_views.visible_balances(request, _gateway_names())
+        extra_context["smsclub_balances"] = visible_balances(request, gateway_names())
         return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("state"), ordering="state")
@@ -321,9 +280,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def _run_on_each(self, request: HttpRequest, queryset: QuerySet[Campaign], action: str) -> None:
         outcomes: dict[int, list[str]] = {}
         for campaign in queryset.order_by("pk"):
-            outcome = admin_views.CAMPAIGN_ACTIONS[action](campaign)
-            if action == "start" and outcome.level == messages.SUCCESS:
-                admin_views.forget_recipients(request, campaign)
+            outcome = run_action(request, campaign, action)
             outcomes.setdefault(outcome.level, []).append(outcome.text)
         for level, texts in sorted(outcomes.items(), reverse=True):
             for text in texts[:_SHOWN_OUTCOMES]:
@@ -347,278 +304,8 @@ class CampaignAdmin(admin.ModelAdmin):
         )
 
 
-class DeliveryReportInline(admin.TabularInline):
-    model = DeliveryReport
-    fields = ("part", "smsc_id", "raw_status", "status", "changed_at", "next_poll_at", "polls")
-    readonly_fields = fields
-    ordering = ("part",)
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = (
-        "recipient",
-        "status_badge",
-        "short_text",
-        "campaign_link",
-        "gateway",
-        "parts",
-        "sent_at",
-        "finished_at",
-    )
-    list_filter = ("status", GatewayFilter, CampaignFilter, "created_at")
-    # Counts per filter choice would scan the whole table on every page.
-    show_facets = admin.ShowFacets.NEVER
-    search_fields = ("recipient", "=reports__smsc_id")
-    search_help_text = _("A number (written any way) or an SMSC ID.")
-    list_select_related = ("campaign",)
-    raw_id_fields = ("campaign", "retry_of", "created_by")
-    show_full_result_count = False
-    inlines = [DeliveryReportInline]
-    actions = ["resend_selected", "cancel_selected"]
-    fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    "recipient",
-                    "status_badge",
-                    "error",
-                    "text",
-                    "parts",
-                    "sender",
-                    "gateway",
-                ]
-            },
-        ),
-        (
-            _("Sending"),
-            {
-                "fields": [
-                    "campaign",
-                    "attempts",
-                    "next_attempt_at",
-                    "created_at",
-                    "claimed_at",
-                    "sent_at",
-                    "finished_at",
-                ]
-            },
-        ),
-        (
-            _("Record"),
-            {
-                "fields": ["retry_of", "resent_as", "idempotency_key", "metadata", "created_by"],
-                "classes": ["collapse"],
-            },
-        ),
-    ]
-
-    class Media:
-        css = {"all": ["django_smsclub/admin.css"]}
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Message | None = None) -> list[str]:
-        # A message is a record of what was sent: it is resent or cancelled, never edited.
-        return [name for _title, options in self.fieldsets for name in options["fields"]]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # Nothing on the page can be edited: no save buttons to press for nothing.
-        extra_context = {**(extra_context or {}), "show_save": False}
-        extra_context["show_save_and_continue"] = False
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
-    ) -> tuple[QuerySet[Message], bool]:
-        found, duplicates = super().get_search_results(request, queryset, search_term)
-        try:
-            number = phones.normalize_phone(search_term.strip())
-        except InvalidMessage:
-            return found, duplicates
-        # "050 123 45 67" is one number, not four words that must all appear.
-        by_number, more = super().get_search_results(request, queryset, number)
-        return found | by_number, duplicates or more
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj: Message) -> SafeString:
-        return _status_badge(obj.status, obj.get_status_display())
-
-    @admin.display(description=_("text"))
-    def short_text(self, obj: Message) -> str:
-        return Truncator(obj.text).chars(28)
-
-    @admin.display(description=_("campaign"), ordering="campaign")
-    def campaign_link(self, obj: Message) -> SafeString | str:
-        if obj.campaign is None:
-            return "—"
-        url = reverse(
-            "admin:django_smsclub_campaign_change",
-            args=[obj.campaign_id],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.campaign.name)
-
-    @admin.display(description=_("resent as"))
-    def resent_as(self, obj: Message) -> SafeString | str:
-        copy = Message.objects.filter(retry_of=obj).only("pk", "status").first()
-        if copy is None:
-            return "—"
-        url = reverse(
-            "admin:django_smsclub_message_change", args=[copy.pk], current_app=self.admin_site.name
-        )
-        return format_html('<a href="{}">#{} ({})</a>', url, copy.pk, copy.get_status_display())
-
-    @admin.action(
-        description=_("Resend the selected messages as new messages"), permissions=["change"]
-    )
-    def resend_selected(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        user = request.user if request.user.is_authenticated else None
-        result = admin_views.resend_messages(queryset, created_by=user)
-        if result.resent:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message is resent as a new message.",
-                    "%(count)d messages are resent as new messages.",
-                    len(result.resent),
-                )
-                % {"count": len(result.resent)},
-                messages.SUCCESS,
-            )
-        if result.in_flight:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message is still on its way and was not resent.",
-                    "%(count)d messages are still on their way and were not resent.",
-                    result.in_flight,
-                )
-                % {"count": result.in_flight},
-                messages.WARNING,
-            )
-        if result.already:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message was resent before; resend its copy instead.",
-                    "%(count)d messages were resent before; resend their copies instead.",
-                    result.already,
-                )
-                % {"count": result.already},
-                messages.WARNING,
-            )
-        for error in result.errors[:_SHOWN_OUTCOMES]:
-            self.message_user(request, error, messages.ERROR)
-
-    @admin.action(description=_("Cancel the selected queued messages"), permissions=["change"])
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        selected = queryset.count()
-        cancelled = services.cancel_messages(queryset)
-        self.message_user(
-            request,
-            ngettext(
-                "%(count)d queued message is cancelled.",
-                "%(count)d queued messages are cancelled.",
-                cancelled,
-            )
-            % {"count": cancelled},
-            messages.SUCCESS if cancelled else messages.WARNING,
-        )
-        if selected > cancelled:
-            left = selected - cancelled
-            self.message_user(
-                request,
-                ngettext(
-                    "%(count)d message was not queued any more and is left as it is.",
-                    "%(count)d messages were not queued any more and are left as they are.",
-                    left,
-                )
-                % {"count": left},
-                messages.WARNING,
-            )
-
-
-@admin.register(DeliveryReport)
-class DeliveryReportAdmin(admin.ModelAdmin):
-    """The provider's reports, as they came: looked at, never edited."""
-
-    list_display = (
-        "smsc_id",
-        "message_link",
-        "part",
-        "status_badge",
-        "raw_status",
-        "gateway",
-        "changed_at",
-        "next_poll_at",
-        "polls",
-    )
-    list_filter = ("status", GatewayFilter, "changed_at")
-    show_facets = admin.ShowFacets.NEVER
-    search_fields = ("=smsc_id", "message__recipient")
-    list_select_related = ("message",)
-    show_full_result_count = False
-
-    class Media:
-        css = {"all": ["django_smsclub/admin.css"]}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj: DeliveryReport) -> SafeString:
-        return _status_badge(obj.status, obj.get_status_display())
-
-    @admin.display(description=_("message"), ordering="message")
-    def message_link(self, obj: DeliveryReport) -> SafeString:
-        url = reverse(
-            "admin:django_smsclub_message_change",
-            args=[obj.message_id],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.message.recipient)
-
-
-def _status_badge(status: str, label: str) -> SafeString:
-    return format_html('<span class="smsclub-status smsclub-status-{}">{}</span>', status, label)
-
-
 def _has_recipients(campaign: Campaign) -> bool:
     # Asked several times while one page is drawn: ask the database once.
     if not hasattr(campaign, "_smsclub_has_recipients"):
         campaign._smsclub_has_recipients = campaign.messages.exists()  # type: ignore[attr-defined]
     return campaign._smsclub_has_recipients  # type: ignore[attr-defined]
-
-
-def _gateway_names() -> list[str]:
-    try:
-        return conf.gateway_names()
-    except ConfigurationError:
-        return []

@@ -13,7 +13,7 @@ import string
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TextIO
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -22,9 +22,10 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import conf
-from .exceptions import ConfigurationError
-from .models import Campaign
+from .. import conf, services
+from ..exceptions import ConfigurationError
+from ..models import Campaign
+from ..services import Action
 
 #: The column of a CSV that holds the numbers (any case).
 PHONE_COLUMN = "phone"
@@ -105,9 +106,12 @@ class CsvRecipients(RecipientRows):
         return count
 
     def rows(self) -> Iterator[tuple[int, Any]]:
-        self.upload.seek(0)
+        file = self.upload.file
+        if file is None:
+            raise ValueError("the upload has no file to read")
+        file.seek(0)
         # newline="" lets the csv module see line breaks inside quoted cells.
-        text = io.TextIOWrapper(self.upload.file, encoding=self.encoding, newline="")
+        text = io.TextIOWrapper(file, encoding=self.encoding, newline="")
         try:
             yield from self._read(text)
         except UnicodeDecodeError:
@@ -129,7 +133,7 @@ class CsvRecipients(RecipientRows):
             # Leave the upload open: Django closes it, and the file is read twice.
             text.detach()
 
-    def _read(self, text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
+    def _read(self, text: TextIO) -> Iterator[tuple[int, Any]]:
         header = text.readline()
         if not header.strip():
             raise ValidationError(_("The file is empty."), code="empty")
@@ -231,18 +235,20 @@ class CampaignForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if "gateway" in self.fields:
-            self.fields["gateway"].choices = gateway_choices(self.instance.gateway)
+        gateway = self.fields.get("gateway")
+        if isinstance(gateway, forms.ChoiceField):
+            gateway.choices = gateway_choices(self.instance.gateway)
         #: The rows to add once the campaign is saved, or None.
         self.recipients: RecipientRows | None = None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         numbers = cleaned.get("numbers") or ""
         upload = cleaned.get("csv_file")
         if not numbers.strip() and not upload:
             return cleaned
-        if self.instance.pk and self.instance.state != Campaign.State.DRAFT:
+        if self.instance.pk and not services.allows(self.instance, Action.ADD_RECIPIENTS):
             raise ValidationError(
                 _("Recipients can only be added to a draft campaign."), code="not_draft"
             )
@@ -267,7 +273,7 @@ class CampaignForm(forms.ModelForm):
                 )
             else:
                 self.recipients = PastedNumbers(numbers)
-        else:
+        elif upload:
             reader = CsvRecipients(upload, cleaned.get("encoding") or "utf-8-sig", names)
             try:
                 reader.check()

@@ -1,4 +1,4 @@
-"""The query parameters the lists take, checked like any other input."""
+"""The query parameters the views take, checked like any other input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,27 @@ from .. import phones
 from ..exceptions import InvalidMessage
 from ..models import Campaign
 from ..status import Status
-from .serializers import MAX_ID, QueryParameters, StrictCharField
+from .fields import MAX_ID, StrictCharField
+from .serializers import NamesBadValues
+
+
+class QueryParameters(NamesBadValues, serializers.Serializer):
+    """Query parameters, given once (unless a list) and not empty: DRF would read the last of
+    ``?campaign=1&campaign=2`` and take ``?number=`` for no parameter, and quietly list more
+    than was asked for."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        values = data.getlist if hasattr(data, "getlist") else lambda name: [data[name]]
+        errors: dict[str, list[str]] = {}
+        for name, field in self.fields.items():
+            given = values(name) if name in data else []
+            if len(given) > 1 and not isinstance(field, serializers.MultipleChoiceField):
+                errors[name] = [f"is given {len(given)} times; give it once"]
+            elif "" in given and not getattr(field, "allow_blank", False):
+                errors[name] = ["is empty; leave the parameter out to not filter by it"]
+        if errors:
+            raise ValidationError(errors)
+        return super().to_internal_value(data)
 
 
 class MessageFilter(QueryParameters):
@@ -69,3 +89,9 @@ class CampaignFilter(QueryParameters):
     def filter(self, campaigns: QuerySet) -> QuerySet:
         states = self.validated_data.get("state")
         return campaigns.filter(state__in=sorted(states)) if states else campaigns
+
+
+class BalanceQuerySerializer(QueryParameters):
+    gateway = StrictCharField(
+        required=False, allow_blank=True, max_length=64, help_text="Default: the default gateway."
+    )

@@ -7,69 +7,83 @@ concurrent identical requests create one result, and a crash between the work an
 is impossible. A key reused for a different request is refused rather than answered with a
 response that belongs to another request.
 
-The model lives here, beside the only code that uses it; ``django_smsclub.models`` imports it.
-This module imports no DRF, so loading the models does not load the REST framework.
+:func:`idempotent` wraps a view's POST handler; the record is
+:class:`django_smsclub.models.ApiIdempotencyKey`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, models, router, transaction
-from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.db import IntegrityError, router, transaction
+from django.http import Http404
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+from rest_framework.views import APIView
+
+from ..models import IDEMPOTENCY_IN_PROGRESS, ApiIdempotencyKey
+from .problems import Conflict
 
 HEADER = "Idempotency-Key"
 KEY_MAX_LENGTH = 255
-#: ``response_status`` of a key whose request is still running in an open transaction.
-IN_PROGRESS = 0
+#: The header a replayed response carries.
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-class ApiIdempotencyKey(models.Model):
-    """One ``Idempotency-Key`` a user sent with a POST, and the response it got."""
+class IdempotencyKeyReused(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The Idempotency-Key was used for another request."
+    default_code = "idempotency_key_reused"
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        on_delete=models.CASCADE,
-        related_name="+",
-        # The unique (user, key) index serves every lookup by user.
-        db_index=False,
-    )
-    key = models.CharField(_("key"), max_length=KEY_MAX_LENGTH)
-    fingerprint = models.CharField(
-        _("request fingerprint"),
-        max_length=64,
-        help_text=_("SHA-256 of the first request: method, path, query, body."),
-    )
-    response_status = models.PositiveSmallIntegerField(_("response status"), default=IN_PROGRESS)
-    # JSON kept as text: jsonb would reorder the keys, and a replay must be the same body.
-    response_body = models.TextField(_("response body (JSON)"), blank=True)
-    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
 
-    class Meta:
-        verbose_name = _("API idempotency key")
-        verbose_name_plural = _("API idempotency keys")
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="smsclub_api_idempotency_key"),
-        ]
-        # Rows are written by the API alone; the one permission is the API's own, which no
-        # model of the domain carries.
-        default_permissions = ()
-        permissions = [("view_balance", _("Can view the SMSClub account balance"))]
+def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """Run a POST handler once per (user, ``Idempotency-Key``); a repeat gets the first
+    response and creates nothing.
 
-    def __str__(self) -> str:
-        return f"{self.key} ({self.response_status or 'in progress'})"
+    The key is claimed and the handler run in one transaction. A response below 500, an error
+    one included, is stored; a 5xx or a crash rolls back the work and the key, so a retry runs
+    afresh.
+    """
 
-    @property
-    def body(self) -> Any:
-        """The stored response body, parsed."""
-        return json.loads(self.response_body) if self.response_body else None
+    @functools.wraps(handler)
+    def run_once(view: APIView, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(HEADER)
+        if key is None or not request.user.is_authenticated:
+            return handler(view, request, *args, **kwargs)
+        problem = key_problem(key)
+        if problem:
+            raise ValidationError({HEADER: [problem]})
+        fingerprint = request_fingerprint(
+            request.method or "", request.path, request.query_params.lists(), request.data
+        )
+        db = router.db_for_write(ApiIdempotencyKey)
+        with transaction.atomic(using=db):
+            record, created = claim(request.user, key, fingerprint)
+            if not created:
+                return _replay(record, key, fingerprint)
+            try:
+                # A savepoint: an error response must not keep half of the handler's work.
+                with transaction.atomic(using=db):
+                    response = handler(view, request, *args, **kwargs)
+            except (APIException, Http404, DjangoPermissionDenied) as exc:
+                response = view.handle_exception(exc)
+            if response.status_code >= 500:
+                transaction.set_rollback(True, using=db)
+                return response
+            body = json.dumps(response.data, cls=JSONEncoder, ensure_ascii=False)
+            remember(record, response.status_code, body)
+        return response
+
+    return run_once
 
 
 def key_problem(key: str) -> str | None:
@@ -123,6 +137,17 @@ def remember(record: ApiIdempotencyKey, status: int, body_json: str) -> None:
     record.response_status = status
     record.response_body = body_json
     record.save(update_fields=["response_status", "response_body"])
+
+
+def _replay(record: ApiIdempotencyKey, key: str, fingerprint: str) -> Response:
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"{HEADER} {key!r} was used at {record.created_at.isoformat()} for a different "
+            "request (another method, path, query or body); send a new key for a new request"
+        )
+    if record.response_status == IDEMPOTENCY_IN_PROGRESS:
+        raise Conflict(f"the request with {HEADER} {key!r} is still in progress")
+    return Response(record.body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
 
 
 def _canonical(value: Any) -> Any:

@@ -36,7 +36,7 @@ class ModelPermissions(DjangoModelPermissions):
         model = self._queryset(view).model
         verb = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
         if verb is None:
-            perms = self.get_required_permissions(request.method, model)
+            perms = self.get_required_permissions(request.method or "", model)
         else:
             perms = [f"{model._meta.app_label}.{verb}_{model._meta.model_name}"]
         return request.user.has_perms(perms)
@@ -63,7 +63,8 @@ class SmsClubThrottle(ScopedRateThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         self.scope = THROTTLE_SCOPE
-        self.rate = (api_settings.DEFAULT_THROTTLE_RATES or {}).get(THROTTLE_SCOPE)
+        rate = (api_settings.DEFAULT_THROTTLE_RATES or {}).get(THROTTLE_SCOPE)
+        self.rate = str(rate) if rate else None
         if not self.rate:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)

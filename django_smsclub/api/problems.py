@@ -1,13 +1,23 @@
-"""The services' problem lines (``InvalidMessage.problems``) as DRF field errors.
+"""The API's errors beyond DRF's own: a conflict with a campaign's state, and the services'
+problem lines (``InvalidMessage.problems``) as DRF field errors.
 
-Each line names its bad value; its opening words say which input it is about.
+Each problem line names its bad value; its opening words say which input it is about.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The campaign cannot do that in its present state."
+    default_code = "conflict"
+
 
 # (opening words, field); the first match wins, so the longer openings come first.
 _OPENINGS: list[tuple[str, str]] = [

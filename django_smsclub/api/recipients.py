@@ -16,6 +16,8 @@ from itertools import chain
 
 from django.core.files.uploadedfile import UploadedFile
 
+from ..exceptions import BadUpload
+
 #: Encodings an upload may be in: what Excel saves as "CSV UTF-8" and as plain "CSV" in a
 #: Ukrainian or Russian Windows.
 ENCODINGS = ("utf-8", "cp1251")
@@ -24,10 +26,6 @@ MAX_LINE_BYTES = 64 * 1024
 
 _DELIMITERS = (",", ";", "\t")
 _ROW_PROBLEM = re.compile(r"^row (\d+): ")
-
-
-class BadUpload(ValueError):
-    """The file cannot be read as recipients; the message names the line and why."""
 
 
 class CsvRecipients:

@@ -8,8 +8,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from . import idempotency
+from .fields import RECIPIENT_ROW_SCHEMA
 from .recipients import ENCODINGS
-from .serializers import RECIPIENT_ROW_SCHEMA, DetailSerializer, GatewayErrorSerializer
+from .serializers import DetailSerializer, GatewayErrorSerializer
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     name=idempotency.HEADER,

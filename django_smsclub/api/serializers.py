@@ -7,11 +7,9 @@ and stays the authority); every error names its field and the value that is wron
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
@@ -19,35 +17,24 @@ from .. import phones, services
 from ..exceptions import ConfigurationError
 from ..gateways import Gateway, get_gateway
 from ..models import Campaign, DeliveryReport, Message
+from ..services import Action
 from ..status import Status
+from .fields import (
+    MAX_RECIPIENTS_PER_REQUEST,
+    RecipientRowField,
+    RecipientsField,
+    StrictBooleanField,
+    StrictCharField,
+    UtcDateTimeField,
+    shown,
+)
 from .problems import problems_by_field
 from .recipients import ENCODINGS
 
-#: The largest id a database column holds: a larger one is no object's, not a crash.
-MAX_ID = 2**63 - 1
-#: Numbers (or items) one request may send to; a larger audience is a campaign.
-MAX_RECIPIENTS_PER_REQUEST = 10_000
 #: Refused rows listed in a response; the rest are counted.
 MAX_REFUSED_LISTED = 1000
 #: Campaign fields fixed once recipients were added: their texts were rendered from them.
 RENDERED_FIELDS = ("text", "sender", "gateway")
-
-
-#: A recipient row of a campaign in JSON: a number, or {phone, <placeholder>: value, ...}.
-RECIPIENT_ROW_SCHEMA: dict[str, Any] = {
-    "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH},
-        {
-            "type": "object",
-            "properties": {
-                "phone": {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH}
-            },
-            "required": ["phone"],
-            "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "number"}]},
-        },
-    ],
-    "description": "A number, or {phone, <placeholder>: value, ...}.",
-}
 
 
 class NamesBadValues:
@@ -62,16 +49,6 @@ class NamesBadValues:
             raise
 
 
-class UtcDateTimeField(serializers.DateTimeField):
-    """Written in UTC: the project's zone would give year-300 dates an offset of seconds
-    (+02:02:04, local mean time), which no ISO 8601 reader takes."""
-
-    def to_representation(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class ApiModelSerializer(serializers.ModelSerializer):
     """The API's model serializers: times in UTC."""
 
@@ -79,77 +56,6 @@ class ApiModelSerializer(serializers.ModelSerializer):
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateTimeField: UtcDateTimeField,
     }
-
-
-class StrictCharField(serializers.CharField):
-    """A string, and only a string: DRF's CharField would take 5 or 1.5 as "5" and "1.5"."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """true or false in JSON; in a form (multipart) body, where every value is text, the
-    words DRF knows."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool | str):
-            self.fail("invalid", input=data)
-        return super().to_internal_value(data)
-
-
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH},
-            {
-                "type": "array",
-                "items": {"type": "string", "minLength": 1, "maxLength": phones.MAX_INPUT_LENGTH},
-                "minItems": 1,
-                "maxItems": MAX_RECIPIENTS_PER_REQUEST,
-            },
-        ],
-        "description": "One number, or a list of them; any common spelling "
-        "(+380 50 123-45-67, 0501234567, 380501234567).",
-    }
-)
-class RecipientsField(serializers.Field):
-    """``to``: one number or a list of numbers (strings), given as a list."""
-
-    default_error_messages = {
-        "invalid": "must be a phone number (a string) or a list of them, not {kind} {value}",
-        "empty": "is an empty list; give at least one number",
-        "too_many": "has {count} numbers; at most {limit} go in one request (use a campaign)",
-        "item": "item {index} must be a phone number (a string), not {kind} {value}",
-    }
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        if isinstance(data, str):
-            return [data]
-        if not isinstance(data, list):
-            self.fail("invalid", kind=type(data).__name__, value=_shown(data))
-        if not data:
-            self.fail("empty")
-        if len(data) > MAX_RECIPIENTS_PER_REQUEST:
-            self.fail("too_many", count=len(data), limit=MAX_RECIPIENTS_PER_REQUEST)
-        bad = [
-            ErrorDetail(
-                self.error_messages["item"].format(
-                    index=index, kind=type(item).__name__, value=_shown(item)
-                ),
-                code="item",
-            )
-            for index, item in enumerate(data)
-            if not isinstance(item, str)
-        ]
-        if bad:
-            raise ValidationError(bad)
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 class MessageItemSerializer(NamesBadValues, serializers.Serializer):
@@ -248,15 +154,16 @@ class MessageCreateSerializer(SendOptionsSerializer):
             raise ValidationError({"gateway": [str(exc)]}) from None
         errors: dict[int, dict[str, list[str]]] = {}
         for index, item in enumerate(attrs["items"]):
-            found = {
+            problems = {
                 "to": phones.phone_problem(item["to"]),
                 "text": gateway.text_problem(item["text"]),
             }
-            found = {name: [problem] for name, problem in found.items() if problem}
+            found = {name: [problem] for name, problem in problems.items() if problem}
             if found:
                 errors[index] = found
         if errors:
-            raise ValidationError({"items": errors})
+            # Keyed by index: JSON writes 0 as "0".
+            raise ValidationError({"items": errors})  # type: ignore[dict-item]
 
 
 class DeliveryReportSerializer(ApiModelSerializer):
@@ -371,7 +278,7 @@ class CampaignSerializer(NamesBadValues, ApiModelSerializer):
     def _check_change(self, campaign: Campaign, attrs: dict[str, Any]) -> None:
         changed = [name for name, value in attrs.items() if value != getattr(campaign, name)]
         errors: dict[str, list[str]] = {}
-        if campaign.state != Campaign.State.DRAFT:
+        if not services.allows(campaign, Action.EDIT):
             for name in changed:
                 if name != "name":
                     errors[name] = [
@@ -387,35 +294,6 @@ class CampaignSerializer(NamesBadValues, ApiModelSerializer):
                     ]
         if errors:
             raise ValidationError(errors)
-
-
-@extend_schema_field(RECIPIENT_ROW_SCHEMA)
-class RecipientRowField(serializers.Field):
-    """A number, or an object with ``phone`` and the values of the text's placeholders."""
-
-    default_error_messages = {
-        "invalid": "must be a phone number (a string) or an object with 'phone', "
-        "not {kind} {value}",
-        "no_phone": "has no 'phone' (a string): {value}",
-        "value": "value {name!r} must be a string or a number, not {kind} {value}",
-    }
-
-    def to_internal_value(self, data: Any) -> str | tuple[str, dict[str, Any]]:
-        if isinstance(data, str):
-            return data
-        if not isinstance(data, dict):
-            self.fail("invalid", kind=type(data).__name__, value=_shown(data))
-        phone = data.get("phone")
-        if not isinstance(phone, str):
-            self.fail("no_phone", value=_shown(data))
-        values = {name: value for name, value in data.items() if name != "phone"}
-        for name, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                self.fail("value", name=name, kind=type(value).__name__, value=_shown(value))
-        return phone, values
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 class RecipientsSerializer(NamesBadValues, serializers.Serializer):
@@ -495,31 +373,6 @@ class CampaignStatsSerializer(serializers.Serializer):
     )
 
 
-class QueryParameters(NamesBadValues, serializers.Serializer):
-    """Query parameters, given once (unless a list) and not empty: DRF would read the last of
-    ``?campaign=1&campaign=2`` and take ``?number=`` for no parameter, and quietly list more
-    than was asked for."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        values = data.getlist if hasattr(data, "getlist") else lambda name: [data[name]]
-        errors: dict[str, list[str]] = {}
-        for name, field in self.fields.items():
-            given = values(name) if name in data else []
-            if len(given) > 1 and not isinstance(field, serializers.MultipleChoiceField):
-                errors[name] = [f"is given {len(given)} times; give it once"]
-            elif "" in given and not getattr(field, "allow_blank", False):
-                errors[name] = ["is empty; leave the parameter out to not filter by it"]
-        if errors:
-            raise ValidationError(errors)
-        return super().to_internal_value(data)
-
-
-class BalanceQuerySerializer(QueryParameters):
-    gateway = StrictCharField(
-        required=False, allow_blank=True, max_length=64, help_text="Default: the default gateway."
-    )
-
-
 class BalanceSerializer(serializers.Serializer):
     gateway = serializers.CharField()
     amount = serializers.DecimalField(max_digits=None, decimal_places=None)
@@ -546,11 +399,11 @@ def _with_values(detail: dict[str, Any], data: Mapping[str, Any]) -> dict[str, A
         value = data.getlist(name) if hasattr(data, "getlist") else data[name]
         if isinstance(value, list) and len(value) == 1 and hasattr(data, "getlist"):
             value = value[0]
-        shown = _shown(value)
+        quoted = shown(value)
         named[name] = [
             error
             if _names(str(error), value)
-            else ErrorDetail(f"{error} Got {shown}.", code=error.code)
+            else ErrorDetail(f"{error} Got {quoted}.", code=error.code)
             for error in errors
         ]
     return named
@@ -581,10 +434,3 @@ def _nul_in(value: Any, path: str) -> str | None:
             if found:
                 return found
     return None
-
-
-def _shown(value: Any) -> str:
-    if hasattr(value, "name") and hasattr(value, "chunks"):
-        return f"file {value.name!r:.80}"
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."

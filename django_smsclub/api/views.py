@@ -7,42 +7,44 @@ only the campaigns and messages they created. Every POST honours ``Idempotency-K
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import router, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ValidationError
-from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer, Serializer
 from rest_framework.settings import api_settings
-from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
-from .. import conf, services
-from ..exceptions import CampaignStateError, ConfigurationError, GatewayError, InvalidMessage
+from .. import conf, selectors, services
+from ..exceptions import (
+    BadUpload,
+    CampaignStateError,
+    ConfigurationError,
+    GatewayError,
+    InvalidMessage,
+)
 from ..gateways import get_gateway
 from ..models import Campaign, Message
-from ..status import Status
+from ..services import Action
 from . import idempotency, schema
-from .filters import CampaignFilter, MessageFilter
+from .fields import MAX_ID
+from .filters import BalanceQuerySerializer, CampaignFilter, MessageFilter
+from .pagination import CampaignPagination, MessagePagination
 from .permissions import CanViewBalance, ModelPermissions, SmsClubThrottle
-from .problems import problems_by_field
-from .recipients import BadUpload, CsvRecipients
+from .problems import Conflict, problems_by_field
+from .recipients import CsvRecipients
 from .serializers import (
-    MAX_ID,
     MAX_REFUSED_LISTED,
-    BalanceQuerySerializer,
     BalanceSerializer,
     CampaignCancelledSerializer,
     CampaignRetriedSerializer,
@@ -59,62 +61,6 @@ from .serializers import (
     SendPersonalSerializer,
     SendTextSerializer,
 )
-
-#: The header a replayed response carries.
-REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The campaign cannot do that in its present state."
-    default_code = "conflict"
-
-
-class IdempotencyKeyReused(APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The Idempotency-Key was used for another request."
-    default_code = "idempotency_key_reused"
-
-
-def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
-    """Run a POST handler once per (user, ``Idempotency-Key``); a repeat gets the first
-    response and creates nothing.
-
-    The key is claimed and the handler run in one transaction (see
-    :mod:`django_smsclub.api.idempotency`). A response below 500, an error one included, is
-    stored; a 5xx or a crash rolls back the work and the key, so a retry runs afresh.
-    """
-
-    @functools.wraps(handler)
-    def run_once(view: APIView, request: Request, *args: Any, **kwargs: Any) -> Response:
-        key = request.headers.get(idempotency.HEADER)
-        if key is None or not request.user.is_authenticated:
-            return handler(view, request, *args, **kwargs)
-        problem = idempotency.key_problem(key)
-        if problem:
-            raise ValidationError({idempotency.HEADER: [problem]})
-        fingerprint = idempotency.request_fingerprint(
-            request.method, request.path, request.query_params.lists(), request.data
-        )
-        db = router.db_for_write(idempotency.ApiIdempotencyKey)
-        with transaction.atomic(using=db):
-            record, created = idempotency.claim(request.user, key, fingerprint)
-            if not created:
-                return _replay(record, key, fingerprint)
-            try:
-                # A savepoint: an error response must not keep half of the handler's work.
-                with transaction.atomic(using=db):
-                    response = handler(view, request, *args, **kwargs)
-            except (APIException, Http404, DjangoPermissionDenied) as exc:
-                response = view.handle_exception(exc)
-            if response.status_code >= 500:
-                transaction.set_rollback(True, using=db)
-                return response
-            body = json.dumps(response.data, cls=JSONEncoder, ensure_ascii=False)
-            idempotency.remember(record, response.status_code, body)
-        return response
-
-    return run_once
 
 
 class SmsClubView:
@@ -140,15 +86,14 @@ class SmsClubView:
 class OwnedObjects(SmsClubView):
     """Scopes a viewset to the objects the user created, unless the user is staff."""
 
-    request: Request
     kwargs: dict[str, Any]
     # Any id reaches get_object, which answers a 404 in JSON (the URL resolver's is HTML).
     lookup_value_regex = "[^/]+"
     # Bodies nest lists and nulls, which only JSON holds.
-    parser_classes = [JSONParser]
+    parser_classes: Sequence[type[BaseParser]] = [JSONParser]
 
     def owned(self, queryset: QuerySet) -> QuerySet:
-        user = getattr(self.request, "user", None)
+        user = getattr(getattr(self, "request", None), "user", None)
         if user is None or not user.is_authenticated:
             return queryset.none()
         if user.is_staff or user.is_superuser:
@@ -160,65 +105,6 @@ class OwnedObjects(SmsClubView):
         if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
             raise Http404
         return super().get_object()  # type: ignore[misc]
-
-
-class StrictPaging:
-    """Paging parameters given once, and a ``page_size`` that is a whole number of at least
-    1: DRF would take the last of repeated ones and ignore a bad size."""
-
-    page_size: int
-    page_size_query_param = "page_size"
-    max_page_size: int
-
-    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> Any:
-        names = (
-            self.page_size_query_param,
-            getattr(self, "page_query_param", None),
-            getattr(self, "cursor_query_param", None),
-        )
-        for name in filter(None, names):
-            given = request.query_params.getlist(name)
-            if len(given) > 1:
-                raise ValidationError({name: [f"is given {len(given)} times; give it once"]})
-        return super().paginate_queryset(queryset, request, view)  # type: ignore[misc]
-
-    def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
-            raise ValidationError(
-                {"page_size": [f"must be a whole number of at least 1, not {raw!r}"]}
-            )
-        return min(int(raw), self.max_page_size)
-
-    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
-        parameters = super().get_schema_operation_parameters(view)  # type: ignore[misc]
-        for parameter in parameters:
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"]["minimum"] = 1
-                parameter["description"] = f"Results per page; at most {self.max_page_size}."
-        return parameters
-
-
-class MessagePagination(StrictPaging, CursorPagination):
-    # By primary key: unique and indexed; a whole batch shares its created_at.
-    ordering = "-id"
-    page_size = 50
-    max_page_size = 500
-
-
-class CampaignPagination(StrictPaging, PageNumberPagination):
-    page_size = 50
-    max_page_size = 200
-
-    def get_page_number(self, request: Request, paginator: Any) -> Any:
-        raw = request.query_params.get(self.page_query_param)
-        number = raw is None or (raw.isascii() and raw.isdigit()) or raw in self.last_page_strings
-        # DRF would take ?page= for page 1.
-        if not number:
-            raise NotFound(f"page {raw!r} is not a page number")
-        return super().get_page_number(request, paginator)
 
 
 @extend_schema_view(
@@ -265,7 +151,7 @@ class MessageViewSet(
         parameters=[schema.IDEMPOTENCY_KEY],
         responses=schema.post_responses({201: MessagesCreatedSerializer}),
     )
-    @idempotent
+    @idempotency.idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         form = MessageCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -302,7 +188,7 @@ class MessageViewSet(
         responses=schema.responses({200: CampaignSerializer}, 400, 404, 415)
     ),
     destroy=extend_schema(
-        summary="Delete a draft",
+        summary="Delete a campaign that is not on its way (a draft, done or cancelled)",
         responses=schema.responses({204: None}, 404, 409),
     ),
 )
@@ -333,11 +219,11 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
         page = self.paginate_queryset(filters.filter(self.get_queryset()))
         return self.get_paginated_response(CampaignSerializer(page, many=True).data)
 
-    @idempotent
+    @idempotency.idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().create(request, *args, **kwargs)
 
-    def perform_create(self, serializer: CampaignSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.save(created_by=self.request.user)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -347,11 +233,10 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         with transaction.atomic(using=router.db_for_write(Campaign)):
             campaign = self.get_object()
-            if campaign.state != Campaign.State.DRAFT:
-                raise Conflict(
-                    f"campaign {campaign.name!r} is {campaign.state}; only a draft can be "
-                    "deleted (cancel it instead)"
-                )
+            try:
+                services.require(campaign, Action.DELETE)
+            except CampaignStateError as exc:
+                raise Conflict(f"{exc}: its messages are on their way (cancel it first)") from None
             campaign.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -362,10 +247,11 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
         responses=schema.post_responses({200: RecipientsResultSerializer}, 404, 409),
     )
     @action(detail=True, methods=["post"], parser_classes=[JSONParser, MultiPartParser])
-    @idempotent
+    @idempotency.idempotent
     def recipients(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
         upload: CsvRecipients | None = None
+        form: Serializer
         if request.content_type.startswith("multipart/"):
             form = RecipientsUploadSerializer(data=request.data)
             form.is_valid(raise_exception=True)
@@ -414,7 +300,7 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
         responses=schema.post_responses({200: CampaignSerializer}, 404, 409),
     )
     @action(detail=True, methods=["post"])
-    @idempotent
+    @idempotency.idempotent
     def start(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
         try:
@@ -430,7 +316,7 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
         responses=schema.post_responses({200: CampaignCancelledSerializer}, 404, 409),
     )
     @action(detail=True, methods=["post"])
-    @idempotent
+    @idempotency.idempotent
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
         try:
@@ -447,7 +333,7 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
         responses=schema.post_responses({200: CampaignRetriedSerializer}, 404, 409),
     )
     @action(detail=True, methods=["post"], url_path="retry-failed")
-    @idempotent
+    @idempotency.idempotent
     def retry_failed(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
         form = RetryFailedSerializer(data=request.data)
@@ -469,7 +355,7 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def stats(self, request: Request, pk: str | None = None) -> Response:
         campaign = self.get_object()
-        return Response(CampaignStatsSerializer(campaign_stats(campaign)).data)
+        return Response(CampaignStatsSerializer(selectors.campaign_stats(campaign)).data)
 
 
 class BalanceView(SmsClubView, APIView):
@@ -515,57 +401,12 @@ class BalanceView(SmsClubView, APIView):
         return Response(BalanceSerializer(body).data)
 
 
-def campaign_stats(campaign: Campaign) -> dict[str, Any]:
-    """Messages and parts per status, parts paid for and to pay for, in one grouped query."""
-    counts = dict.fromkeys(Status.values, 0)
-    parts = dict.fromkeys(Status.values, 0)
-    spent = 0
-    rows = (
-        Message.objects.filter(campaign=campaign)
-        .order_by()
-        .values("status")
-        .annotate(
-            messages=Count("pk"),
-            part_count=Sum("parts"),
-            # Accepted by the provider (sent_at is set then): those parts are paid for.
-            spent=Sum("parts", filter=Q(sent_at__isnull=False)),
-        )
-    )
-    for row in rows:
-        counts[row["status"]] = row["messages"]
-        parts[row["status"]] = row["part_count"] or 0
-        spent += row["spent"] or 0
-    pending = parts[Status.QUEUED] + parts[Status.SENDING]
-    return {
-        "campaign": campaign.pk,
-        "state": campaign.state,
-        "total": sum(counts.values()),
-        "counts": counts,
-        "parts": parts,
-        "parts_total": sum(parts.values()),
-        "spent_parts": spent,
-        "cost_parts": spent + pending,
-    }
-
-
 def _check_sendable(campaign: Campaign) -> None:
     problems = services.campaign_problems(campaign)
     if problems:
         raise Conflict(
             f"campaign {campaign.name!r} cannot be sent as it stands: {'; '.join(problems)}"
         )
-
-
-def _replay(record: idempotency.ApiIdempotencyKey, key: str, fingerprint: str) -> Response:
-    if record.fingerprint != fingerprint:
-        raise IdempotencyKeyReused(
-            f"{idempotency.HEADER} {key!r} was used at {record.created_at.isoformat()} for a "
-            "different request (another method, path, query or body); send a new key for a "
-            "new request"
-        )
-    if record.response_status == idempotency.IN_PROGRESS:
-        raise Conflict(f"the request with {idempotency.HEADER} {key!r} is still in progress")
-    return Response(record.body, status=record.response_status, headers={REPLAYED_HEADER: "true"})
 
 
 def _gateway_unavailable(name: str, exc: Exception, detail: str) -> Response:

@@ -16,10 +16,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from django_smsclub import admin_views, send_sms, services, signals
+from django_smsclub import send_sms, services, signals
+from django_smsclub.admin import balances, panel
 from django_smsclub.charts import delivery_chart, progress
 from django_smsclub.models import Campaign, DeliveryReport, Message
 from django_smsclub.status import Status
+from tests.support.settings import smsclub_settings
 
 NUMBERS = ["050 123 45 01", "+380 (67) 123-45-02", "0931234503"]
 
@@ -30,11 +32,9 @@ def smsclub(settings, smsclub_emulator):
     # The users of these tests log in by force_login: a slow hasher only costs time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     smsclub_emulator.deliver_after(polls=0)
-    settings.SMSCLUB = {
-        "DEFAULT_GATEWAY": "default",
-        "GATEWAYS": {"default": smsclub_emulator.gateway_settings("xml")},
-        "POLL_INTERVALS": [0, 0, 60],
-    }
+    settings.SMSCLUB = smsclub_settings(
+        default=smsclub_emulator.gateway_settings("xml"), POLL_INTERVALS=[0, 0, 60]
+    )
     cache.clear()
     yield smsclub_emulator
     cache.clear()
@@ -171,7 +171,7 @@ def test_csv_rows_refused_are_listed_with_their_file_lines(admin_client):
 
     campaign = Campaign.objects.get()
     assert campaign.messages.count() == 2
-    stash = admin_client.session[admin_views.SESSION_KEY][str(campaign.pk)]
+    stash = admin_client.session[panel.SESSION_KEY][str(campaign.pk)]
     assert stash["refused_total"] == 2
     assert [line for line, _ in stash["refused"]] == [4, 5]
     assert "no value for {name}" in stash["refused"][1][1]
@@ -431,8 +431,7 @@ def test_poll_now_asks_the_provider_and_finishes_the_campaign(admin_client, smsc
     assert fresh(campaign).state == Campaign.State.DONE
     assert sum(1 for r in smsclub.requests if r.op == "state") == polls_before + 1
     assert page_messages(response) == [
-        "Asked SMSClub about 3 of 3 parts waiting for a report; it answered for 3, and 3 "
-        "messages changed status."
+        "Asked SMSClub about 3 of 3 parts waiting for a report; 3 messages changed status."
     ]
 
 
@@ -567,48 +566,79 @@ def test_the_balance_is_cached_briefly(admin_client, smsclub):
 
 @pytest.mark.django_db
 def test_a_slow_gateway_costs_the_page_the_wait_at_most(admin_client, monkeypatch, smsclub):
-    monkeypatch.setattr(admin_views, "BALANCE_WAIT", 0.2)
+    monkeypatch.setattr(balances, "BALANCE_WAIT", 0.2)
     smsclub.faults.add("latency", op="balance", seconds=2.0)
 
     started = time.monotonic()
     response = admin_client.get(url("campaign_changelist"))
     waited = time.monotonic() - started
-    late = admin_views.gateway_balances(["default"], wait=10)  # the same fetch, still running
+    late = balances.gateway_balances(["default"], wait=10)  # the same fetch, still running
 
     assert "no answer yet" in response.content.decode()
     assert waited < 1.5
     assert late[0].amount is not None
 
 
+def resend(client, *messages):
+    return client.post(
+        url("message_changelist"),
+        {"action": "resend_selected", "_selected_action": [m.pk for m in messages]},
+        follow=True,
+    )
+
+
 @pytest.mark.django_db
-def test_message_resend_makes_a_new_message_and_never_the_same_one_twice(admin_client):
+def test_message_resend_of_a_failed_message_queues_one_copy_however_often_pressed(
+    admin_client, smsclub, django_capture_on_commit_callbacks
+):
+    smsclub.set_outcome("380501234501", "UNDELIV")
     campaign = campaign_with(NUMBERS[:1])
     campaign.start()
     deliver(campaign)
     original = campaign.messages.get()
+    assert original.status == Status.UNDELIVERED and fresh(campaign).state == "done"
 
-    for _ in range(2):
-        admin_client.post(
-            url("message_changelist"),
-            {"action": "resend_selected", "_selected_action": [original.pk]},
-        )
+    with django_capture_on_commit_callbacks() as enqueued:
+        first = resend(admin_client, original)
+    second = resend(admin_client, original)
 
     copy = Message.objects.get(retry_of=original)
     assert Message.objects.count() == 2
-    assert copy.status == Status.QUEUED and copy.text == original.text
-    assert copy.metadata["resend_of"] == original.pk
-    assert fresh(original).status == Status.DELIVERED
+    assert copy.status == Status.QUEUED and copy.next_attempt_at is not None
+    assert (copy.recipient, copy.text, copy.campaign) == (
+        original.recipient,
+        original.text,
+        campaign,
+    )
+    assert fresh(campaign).state == Campaign.State.RUNNING
+    assert len(enqueued) == 1
+    assert page_messages(first) == ["1 message is resent as a new message."]
+    assert page_messages(second) == ["1 message was resent before; resend its copy instead."]
+
+
+@pytest.mark.django_db
+def test_message_resend_never_resends_an_unknown_or_delivered_message_and_says_why(
+    admin_client,
+):
+    unknown, delivered = send_sms(NUMBERS[:2], "Hello")
+    Message.objects.filter(pk=unknown.pk).update(status=Status.UNKNOWN)
+    Message.objects.filter(pk=delivered.pk).update(status=Status.DELIVERED)
+
+    response = resend(admin_client, unknown, delivered)
+
+    assert Message.objects.count() == 2
+    assert page_messages(response) == [
+        "1 message of unknown fate was not resent: it may have arrived.",
+        "1 message was delivered or cancelled and was not resent: only messages that surely "
+        "did not arrive are resent.",
+    ]
 
 
 @pytest.mark.django_db
 def test_message_resend_leaves_messages_on_their_way_alone(admin_client):
     [message] = send_sms(NUMBERS[0], "Hello")
 
-    response = admin_client.post(
-        url("message_changelist"),
-        {"action": "resend_selected", "_selected_action": [message.pk]},
-        follow=True,
-    )
+    response = resend(admin_client, message)
 
     assert Message.objects.count() == 1
     assert "still on its way" in page_messages(response)[0]

@@ -22,6 +22,7 @@ from django.db import connections
 from django_smsclub import tasks
 from django_smsclub.models import Campaign
 from django_smsclub.status import Status
+from tests.support.settings import smsclub_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ARTIFACT = ARTIFACTS / "campaign.png"
 PREVIEW_ARTIFACT = ARTIFACTS / "campaign-preview.png"
@@ -82,14 +83,11 @@ def smsclub(settings, smsclub_emulator):
     """The default gateway aimed at the emulator, slowed to a pace a person can watch: three
     numbers a request, two requests a second, each SMS delivered a second after it was sent."""
     smsclub_emulator.deliver_after(seconds=1)
-    settings.SMSCLUB = {
-        "DEFAULT_GATEWAY": "default",
-        "GATEWAYS": {
-            "default": smsclub_emulator.gateway_settings("xml", BATCH_SIZE=3, RATE_LIMIT=2)
-        },
-        "SEND_BATCH_SIZE": 3,
-        "POLL_INTERVALS": [1],
-    }
+    settings.SMSCLUB = smsclub_settings(
+        default=smsclub_emulator.gateway_settings("xml", BATCH_SIZE=3, RATE_LIMIT=2),
+        SEND_BATCH_SIZE=3,
+        POLL_INTERVALS=[1],
+    )
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     yield smsclub_emulator

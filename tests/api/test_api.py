@@ -13,9 +13,11 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from django_smsclub.api.recipients import BadUpload, CsvRecipients
+from django_smsclub.api.recipients import CsvRecipients
+from django_smsclub.exceptions import BadUpload
 from django_smsclub.models import Campaign, DeliveryReport, Message
 from django_smsclub.status import Status
+from tests.support.settings import smsclub_settings
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pipeline_settings")]
 
@@ -453,12 +455,20 @@ def test_a_draft_can_be_deleted_with_its_messages(api, owner):
     assert not Campaign.objects.exists() and not Message.objects.exists()
 
 
-def test_a_started_campaign_cannot_be_deleted(api, owner):
+def test_a_campaign_on_its_way_cannot_be_deleted(api, owner):
     running = campaign_with_recipients(owner)
     running.start()
     response = api.delete(API + f"campaigns/{running.pk}/")
-    assert response.status_code == 409 and "only a draft" in response.json()["detail"]
+    assert response.status_code == 409 and "cancel it first" in response.json()["detail"]
     assert Message.objects.count() == 3
+
+
+@pytest.mark.parametrize("state", [Campaign.State.DONE, Campaign.State.CANCELLED])
+def test_a_done_or_cancelled_campaign_can_be_deleted_as_in_the_admin(api, owner, state):
+    finished = campaign_with_recipients(owner)
+    Campaign.objects.filter(pk=finished.pk).update(state=state)
+    assert api.delete(API + f"campaigns/{finished.pk}/").status_code == 204
+    assert not Campaign.objects.exists() and not Message.objects.exists()
 
 
 def test_recipients_as_json_numbers_and_rows(api, owner):
@@ -695,12 +705,10 @@ def test_campaign_list_takes_two_queries(api, owner, django_assert_num_queries):
 
 
 def test_balance_of_a_gateway(api, settings, smsclub_emulator):
-    settings.SMSCLUB = {
-        "GATEWAYS": {
-            "default": smsclub_emulator.gateway_settings("xml"),
-            "api": smsclub_emulator.gateway_settings("json"),
-        }
-    }
+    settings.SMSCLUB = smsclub_settings(
+        default=smsclub_emulator.gateway_settings("xml"),
+        api=smsclub_emulator.gateway_settings("json"),
+    )
     for query in ({}, {"gateway": "api"}):
         response = api.get(API + "balance/", query)
         assert response.status_code == 200, response.content
@@ -723,9 +731,9 @@ def test_balance_says_503_when_the_gateway_cannot_answer(api, settings, smsclub_
     if fault == "unreachable":
         options["BASE_URL"] = f"http://127.0.0.1:{free_port()}"
         options["PASSWORD"] = "hunter2-secret"
-    settings.SMSCLUB = {
-        "GATEWAYS": {"default": smsclub_emulator.gateway_settings("http", **options)}
-    }
+    settings.SMSCLUB = smsclub_settings(
+        default=smsclub_emulator.gateway_settings("http", **options)
+    )
     response = api.get(API + "balance/")
     assert response.status_code == 503
     body = response.json()

@@ -4,10 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from django_smsclub import services
-from django_smsclub.api.idempotency import ApiIdempotencyKey
-from django_smsclub.models import Campaign, Message
+from django_smsclub.models import ApiIdempotencyKey, Campaign, Message
 from django_smsclub.status import Status
-from tests.test_api import ALL_PERMS, API, campaign, client_for, make_user
+from tests.api.test_api import ALL_PERMS, API, campaign, client_for, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("pipeline_settings")]
 

@@ -16,7 +16,8 @@ from schemathesis import GenerationMode
 
 from django_smsclub.models import Campaign, DeliveryReport, Message
 from django_smsclub.status import Status
-from tests.test_api import ALL_PERMS
+from tests.api.test_api import ALL_PERMS
+from tests.support.settings import smsclub_settings
 
 #: Examples per operation and mode; SMSCLUB_FUZZ_EXAMPLES=200 for a long hunt.
 EXAMPLES = int(os.environ.get("SMSCLUB_FUZZ_EXAMPLES", "5"))
@@ -92,7 +93,7 @@ def test_generated_requests_get_no_server_errors_and_answers_that_match_the_sche
 ):
     # Basic auth checks the password on every request: a fast hasher keeps the run short.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.SMSCLUB = {"GATEWAYS": {"default": smsclub_emulator.gateway_settings("xml")}}
+    settings.SMSCLUB = smsclub_settings(default=smsclub_emulator.gateway_settings("xml"))
     user = get_user_model().objects.create_user(USERNAME, password=PASSWORD)
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label="django_smsclub", codename__in=ALL_PERMS)

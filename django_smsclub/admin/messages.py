@@ -1,0 +1,307 @@
+"""Messages and the provider's delivery reports: looked at, searched, resent or cancelled,
+never edited.
+
+The message list joins its campaign and skips the full count and the filter facets: the table
+may hold millions of rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .. import phones, services
+from ..exceptions import InvalidMessage
+from ..models import PENDING_STATUSES, DeliveryReport, Message, MessageQuerySet
+from ..status import Status
+from .filters import CampaignFilter, GatewayFilter
+
+
+class DeliveryReportInline(admin.TabularInline):
+    model = DeliveryReport
+    fields = ("part", "smsc_id", "raw_status", "status", "changed_at", "next_poll_at", "polls")
+    readonly_fields = fields
+    ordering = ("part",)
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "recipient",
+        "status_badge",
+        "short_text",
+        "campaign_link",
+        "gateway",
+        "parts",
+        "sent_at",
+        "finished_at",
+    )
+    list_filter = ("status", GatewayFilter, CampaignFilter, "created_at")
+    # Counts per filter choice would scan the whole table on every page.
+    show_facets = admin.ShowFacets.NEVER
+    search_fields = ("recipient", "=reports__smsc_id")
+    search_help_text = _("A number (written any way) or an SMSC ID.")
+    list_select_related = ("campaign",)
+    raw_id_fields = ("campaign", "retry_of", "created_by")
+    show_full_result_count = False
+    inlines = [DeliveryReportInline]
+    actions = ["resend_selected", "cancel_selected"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "recipient",
+                    "status_badge",
+                    "error",
+                    "text",
+                    "parts",
+                    "sender",
+                    "gateway",
+                ]
+            },
+        ),
+        (
+            _("Sending"),
+            {
+                "fields": [
+                    "campaign",
+                    "attempts",
+                    "next_attempt_at",
+                    "created_at",
+                    "claimed_at",
+                    "sent_at",
+                    "finished_at",
+                ]
+            },
+        ),
+        (
+            _("Record"),
+            {
+                "fields": ["retry_of", "resent_as", "idempotency_key", "metadata", "created_by"],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+
+    class Media:
+        css = {"all": ["django_smsclub/admin.css"]}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Message | None = None) -> list[str]:
+        # A message is a record of what was sent: it is resent or cancelled, never edited.
+        return [str(name) for _title, options in self.fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Nothing on the page can be edited: no save buttons to press for nothing.
+        extra_context = {**(extra_context or {}), "show_save": False}
+        extra_context["show_save_and_continue"] = False
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            number = phones.normalize_phone(search_term.strip())
+        except InvalidMessage:
+            return found, duplicates
+        # "050 123 45 67" is one number, not four words that must all appear.
+        by_number, more = super().get_search_results(request, queryset, number)
+        return found | by_number, duplicates or more
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: Message) -> SafeString:
+        return _badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=_("text"))
+    def short_text(self, obj: Message) -> str:
+        return Truncator(obj.text).chars(28)
+
+    @admin.display(description=_("campaign"), ordering="campaign")
+    def campaign_link(self, obj: Message) -> SafeString | str:
+        if obj.campaign is None:
+            return "—"
+        url = reverse(
+            "admin:django_smsclub_campaign_change",
+            args=[obj.campaign_id],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.campaign.name)
+
+    @admin.display(description=_("resent as"))
+    def resent_as(self, obj: Message) -> SafeString | str:
+        copy = Message.objects.filter(retry_of=obj).only("pk", "status").first()
+        if copy is None:
+            return "—"
+        url = reverse(
+            "admin:django_smsclub_message_change", args=[copy.pk], current_app=self.admin_site.name
+        )
+        return format_html('<a href="{}">#{} ({})</a>', url, copy.pk, copy.get_status_display())
+
+    @admin.action(
+        description=_("Resend the selected messages as new messages"), permissions=["change"]
+    )
+    def resend_selected(self, request: HttpRequest, queryset: MessageQuerySet) -> None:
+        counts = queryset.status_counts()
+        resent = services.resend_messages(queryset)
+        retryable = sum(counts[s] for s in services.RETRY_STATUSES)
+        left = {
+            "in_flight": sum(counts[s] for s in PENDING_STATUSES),
+            "unknown": counts[Status.UNKNOWN],
+            "arrived": counts[Status.DELIVERED] + counts[Status.CANCELLED],
+            # Failed, but with a copy already (or resent by someone else meanwhile).
+            "already": max(retryable - resent, 0),
+        }
+        if resent:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message is resent as a new message.",
+                    "%(count)d messages are resent as new messages.",
+                    resent,
+                )
+                % {"count": resent},
+                messages.SUCCESS,
+            )
+        for reason, count in left.items():
+            if count:
+                self.message_user(request, _left_alone(reason, count), messages.WARNING)
+
+    @admin.action(description=_("Cancel the selected queued messages"), permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        selected = queryset.count()
+        cancelled = services.cancel_messages(queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d queued message is cancelled.",
+                "%(count)d queued messages are cancelled.",
+                cancelled,
+            )
+            % {"count": cancelled},
+            messages.SUCCESS if cancelled else messages.WARNING,
+        )
+        if selected > cancelled:
+            left = selected - cancelled
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was not queued any more and is left as it is.",
+                    "%(count)d messages were not queued any more and are left as they are.",
+                    left,
+                )
+                % {"count": left},
+                messages.WARNING,
+            )
+
+
+@admin.register(DeliveryReport)
+class DeliveryReportAdmin(admin.ModelAdmin):
+    """The provider's reports, as they came: looked at, never edited."""
+
+    list_display = (
+        "smsc_id",
+        "message_link",
+        "part",
+        "status_badge",
+        "raw_status",
+        "gateway",
+        "changed_at",
+        "next_poll_at",
+        "polls",
+    )
+    list_filter = ("status", GatewayFilter, "changed_at")
+    show_facets = admin.ShowFacets.NEVER
+    search_fields = ("=smsc_id", "message__recipient")
+    list_select_related = ("message",)
+    show_full_result_count = False
+
+    class Media:
+        css = {"all": ["django_smsclub/admin.css"]}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: DeliveryReport) -> SafeString:
+        return _badge(obj.status, obj.get_status_display())
+
+    @admin.display(description=_("message"), ordering="message")
+    def message_link(self, obj: DeliveryReport) -> SafeString:
+        url = reverse(
+            "admin:django_smsclub_message_change",
+            args=[obj.message_id],
+            current_app=self.admin_site.name,
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.message.recipient)
+
+
+def _badge(status: str, label: str) -> SafeString:
+    return format_html('<span class="smsclub-status smsclub-status-{}">{}</span>', status, label)
+
+
+def _left_alone(reason: str, count: int) -> str:
+    """Why ``count`` of the messages chosen for a resend were not resent."""
+    if reason == "in_flight":
+        text = ngettext(
+            "%(count)d message is still on its way and was not resent.",
+            "%(count)d messages are still on their way and were not resent.",
+            count,
+        )
+    elif reason == "unknown":
+        text = ngettext(
+            "%(count)d message of unknown fate was not resent: it may have arrived.",
+            "%(count)d messages of unknown fate were not resent: they may have arrived.",
+            count,
+        )
+    elif reason == "arrived":
+        text = ngettext(
+            "%(count)d message was delivered or cancelled and was not resent: only messages "
+            "that surely did not arrive are resent.",
+            "%(count)d messages were delivered or cancelled and were not resent: only "
+            "messages that surely did not arrive are resent.",
+            count,
+        )
+    else:
+        text = ngettext(
+            "%(count)d message was resent before; resend its copy instead.",
+            "%(count)d messages were resent before; resend their copies instead.",
+            count,
+        )
+    return text % {"count": count}
