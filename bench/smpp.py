@@ -8,7 +8,7 @@
    worker's messages/s and, per message, the time from its submit_sm_resp reaching the worker
    to its receipt being applied to the database (median, 95th percentile, max).
 
-The SMSC runs in a process of its own (``python -m tests.smpp_server``), so its Python work
+The SMSC runs in a process of its own (``python -m tests.support.smpp_server``), so its Python work
 does not compete for the GIL of the client being measured.
 
 Runs on the database of ``DATABASE_URL`` if set, else SQLite, in a throw-away test database.
@@ -78,7 +78,13 @@ def main() -> None:
 @contextlib.contextmanager
 def smsc_process(auto_receipt: str | None = None, receipt_delay: float = 0.0) -> Iterator[int]:
     """The test SMSC in a subprocess; yields its port."""
-    command = [sys.executable, "-m", "tests.smpp_server", "--receipt-delay", str(receipt_delay)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.smpp_server",
+        "--receipt-delay",
+        str(receipt_delay),
+    ]
     if auto_receipt:
         command += ["--auto-receipt", auto_receipt]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module

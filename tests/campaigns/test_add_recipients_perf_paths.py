@@ -11,9 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_smsclub import services
+from django_smsclub import conf
 from django_smsclub.exceptions import InvalidMessage
 from django_smsclub.models import Campaign, Message
+from django_smsclub.services import campaigns, templates
+from django_smsclub.services import rows as row_storage
 from django_smsclub.status import Status
 
 pytestmark = [pytest.mark.usefixtures("pipeline_settings"), pytest.mark.django_db]
@@ -79,7 +81,7 @@ def test_copy_stores_exactly_what_bulk_create_stores(with_user):
         [Message(**common, **dict(zip(fields, row, strict=True))) for row in rows]
     )
     middle = last_pk()
-    services._insert_messages(fields, rows, common)
+    row_storage.insert_messages(fields, rows, common)
 
     by_bulk_create = columns_of(new_pks(before)[: len(rows)])
     by_copy = columns_of(new_pks(middle))
@@ -105,7 +107,7 @@ def test_copy_in_a_different_time_zone_stores_the_same_instant(settings):
     settings.TIME_ZONE = "Europe/Kyiv"
     campaign = Campaign.objects.create(name="c", text="Hi", sender="Shop")
     moment = timezone.now().astimezone(timezone.get_fixed_timezone(180))
-    services._insert_messages(
+    row_storage.insert_messages(
         ("recipient", "text", "parts"),
         [("380501234567", "Hi", 1)],
         {"campaign_id": campaign.pk, "sender": "S", "gateway": "g", "created_at": moment},
@@ -117,7 +119,7 @@ def test_copy_in_a_different_time_zone_stores_the_same_instant(settings):
 def test_copy_is_logged_as_one_query():
     campaign = Campaign.objects.create(name="c", text="Hi", sender="Shop")
     with CaptureQueriesContext(connection) as queries:
-        services._insert_messages(
+        row_storage.insert_messages(
             ("recipient", "text", "parts"),
             [(f"38050{i:07d}", "Hi", 1) for i in range(50)],
             {"campaign_id": campaign.pk, "sender": "S", "gateway": "g"},
@@ -127,7 +129,7 @@ def test_copy_is_logged_as_one_query():
 
 
 def test_the_plan_writes_every_column_but_the_id():
-    plan = services._insert_plan(
+    plan = row_storage.insert_plan(
         ("recipient", "text", "parts"),
         {"campaign_id": 1, "sender": "S", "gateway": "g"},
         connection,
@@ -142,13 +144,13 @@ def test_a_field_that_must_be_filled_in_is_not_left_empty(left_out):
     del given[left_out]
     fields = tuple(given)
     with pytest.raises(ImproperlyConfigured, match=f"Message.{left_out} has no default"):
-        services._insert_messages(fields, [tuple(given.values())], {})
+        row_storage.insert_messages(fields, [tuple(given.values())], {})
     assert not Message.objects.exists()
 
 
 def test_an_unknown_field_is_refused():
     with pytest.raises(ImproperlyConfigured, match="no fields"):
-        services._insert_messages(
+        row_storage.insert_messages(
             ("recipient", "text", "colour"),
             [("380501234567", "Hi", "red")],
             {"sender": "S", "gateway": "g"},
@@ -158,7 +160,7 @@ def test_an_unknown_field_is_refused():
 def test_insert_messages_on_any_database():
     campaign = Campaign.objects.create(name="c", text="Hi", sender="Shop")
     rows = [(f"38050{i:07d}", text, 1) for i, text in enumerate(AWKWARD_TEXTS)]
-    services._insert_messages(
+    row_storage.insert_messages(
         ("recipient", "text", "parts"),
         rows,
         {"campaign_id": campaign.pk, "sender": "S", "gateway": "g"},
@@ -274,14 +276,14 @@ def test_rows_may_come_from_the_database_while_adding():
 
 def test_an_error_while_storing_a_chunk_stores_nothing(monkeypatch):
     campaign = Campaign.objects.create(name="c", text="Hi {name}", sender="Shop")
-    real = services._CampaignTemplate.message
+    real = templates.CampaignTemplate.message
 
     def message(self, row):
         if row[0] == "0501234503":
             raise RuntimeError("boom")
         return real(self, row)
 
-    monkeypatch.setattr(services._CampaignTemplate, "message", message)
+    monkeypatch.setattr(templates.CampaignTemplate, "message", message)
     rows = [(f"05012345{i:02d}", {"name": "N"}) for i in range(6)]
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -295,12 +297,12 @@ def test_an_error_while_storing_a_chunk_stores_nothing(monkeypatch):
 
 
 def test_texts_are_checked_per_rendered_text_with_a_bounded_memory(monkeypatch):
-    monkeypatch.setattr(services, "_CHECKED_TEXTS", 2)
+    monkeypatch.setattr(templates, "CHECKED_TEXTS", 2)
     checked = []
-    real = services._text_problem
+    real = templates.text_problem_for
     monkeypatch.setattr(
-        services,
-        "_text_problem",
+        templates,
+        "text_problem_for",
         lambda body, gateway: (checked.append(body), real(body, gateway))[1],
     )
     campaign = Campaign.objects.create(name="c", text="{greeting}", sender="Shop")
@@ -332,8 +334,8 @@ def test_texts_are_checked_per_rendered_text_with_a_bounded_memory(monkeypatch):
 
 
 def test_a_text_without_placeholders_is_not_checked_per_row(monkeypatch):
-    monkeypatch.setattr(services, "_text_problem", lambda *args: pytest.fail("checked again"))
-    monkeypatch.setattr(services, "campaign_problems", lambda campaign: [])
+    monkeypatch.setattr(templates, "text_problem_for", lambda *args: pytest.fail("checked again"))
+    monkeypatch.setattr(campaigns, "campaign_problems", lambda campaign: [])
     campaign = Campaign.objects.create(name="c", text="Sale " * 40, sender="Shop")
 
     result = campaign.add_recipients(["0501234567", "0671234567"])
@@ -345,8 +347,8 @@ def test_a_text_without_placeholders_is_not_checked_per_row(monkeypatch):
 def test_the_region_is_read_once_per_call(settings, monkeypatch):
     settings.SMSCLUB = {**settings.SMSCLUB, "DEFAULT_REGION": "PL"}
     reads = []
-    real = services.conf.default_region
-    monkeypatch.setattr(services.conf, "default_region", lambda: (reads.append(1), real())[1])
+    real = conf.default_region
+    monkeypatch.setattr(conf, "default_region", lambda: (reads.append(1), real())[1])
     campaign = Campaign.objects.create(name="c", text="Hi", sender="Shop")
 
     result = campaign.add_recipients(

@@ -25,12 +25,6 @@ R1, R2, R3 = "380501111111", "380502222222", "380503333333"
 THREE_DAYS = 3 * 24 * 3600
 
 
-@pytest.fixture
-def emu():
-    with Emulator() as emulator:
-        yield emulator
-
-
 def b64(message: str) -> str:
     return base64.b64encode(message.encode("cp1251")).decode("ascii")
 

@@ -17,7 +17,7 @@ import requests
 
 from django_smsclub.emulator import DEFAULT_PASSWORD, DEFAULT_TOKEN, DEFAULT_USERNAME
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 URL_RE = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))")
 
 

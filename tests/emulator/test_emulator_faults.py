@@ -18,12 +18,6 @@ R1, R2 = "380501111111", "380502222222"
 OK_REPLY = "=IDS START=<br/>1<br/>=IDS END=<br/>"
 
 
-@pytest.fixture
-def emu():
-    with Emulator() as emulator:
-        yield emulator
-
-
 def http_send(emu, to=R1, *, timeout=5.0, session=None):
     data = {
         "username": DEFAULT_USERNAME,

@@ -24,12 +24,6 @@ A, B = "380501111111", "380672222222"
 LATIN_2_PARTS = "Order 42 is ready. " * 10
 
 
-@pytest.fixture
-def emu():
-    with Emulator() as emulator:
-        yield emulator
-
-
 def string(name: str, value: str) -> str:
     return f'<{name} xsi:type="xsd:string">{escape(value)}</{name}>'
 

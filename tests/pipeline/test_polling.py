@@ -5,12 +5,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_smsclub import send_sms, services
+from django_smsclub import ratelimit, send_sms, services
 from django_smsclub.exceptions import GatewayUnavailable
 from django_smsclub.gateways import locmem
 from django_smsclub.models import DeliveryReport, Message
 from django_smsclub.status import Status
-from tests.conftest import ScriptedGateway
+from tests.support.scripted import ScriptedGateway
 
 pytestmark = pytest.mark.usefixtures("pipeline_settings")
 
@@ -205,7 +205,7 @@ def test_every_status_request_takes_a_rate_limit_token(monkeypatch, gateway_scri
             tokens.append(len(gateway_script.requests))
             return 0.0
 
-    monkeypatch.setattr(services.ratelimit, "for_gateway", lambda gateway: CountingLimiter())
+    monkeypatch.setattr(ratelimit, "for_gateway", lambda gateway: CountingLimiter())
     sent(count=5)
     tokens.clear()
 

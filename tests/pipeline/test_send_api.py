@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from django_smsclub import send_personalized, send_sms, services
+from django_smsclub import selectors, send_personalized, send_sms, services
 from django_smsclub.exceptions import CampaignStateError, InvalidMessage
 from django_smsclub.gateways import get_gateway, locmem
 from django_smsclub.models import Campaign, Message
+from django_smsclub.services import campaigns, sending
 from django_smsclub.status import Status
 
 pytestmark = pytest.mark.usefixtures("pipeline_settings")
@@ -162,7 +163,7 @@ def test_an_unreachable_broker_loses_no_message(
         [message] = send_sms("0501234567", "Hi")
 
     assert "periodic send_due task will send" in caplog.text
-    assert services.gateways_with_due_messages() == ["default"]
+    assert selectors.gateways_with_due_messages() == ["default"]
     assert Message.objects.get().pk == message.pk
 
 
@@ -184,7 +185,7 @@ def test_a_repeated_idempotency_key_returns_the_first_messages_and_sends_nothing
 def test_two_racing_calls_with_one_key_create_one_set_of_messages(race, monkeypatch):
     # Both calls look the key up before either stores: the unique constraint must decide.
     looked_up = threading.Barrier(2)
-    keyed = services._keyed
+    keyed = sending._keyed
     waited = threading.local()
 
     def lookup_together(keys):
@@ -195,7 +196,7 @@ def test_two_racing_calls_with_one_key_create_one_set_of_messages(race, monkeypa
                 looked_up.wait(timeout=2)
         return found
 
-    monkeypatch.setattr(services, "_keyed", lookup_together)
+    monkeypatch.setattr(sending, "_keyed", lookup_together)
 
     def call():
         return [m.pk for m in send_sms(["0501234567", "0671234567"], "Hi", idempotency_key="k")]
@@ -243,9 +244,9 @@ def test_add_recipients_streams_in_chunks_and_fills_placeholders(monkeypatch):
             pulled.append(i)
             yield (f"05012{i:05d}", {"name": f"N{i}", "discount": 10 + i})
 
-    store = services._store_recipients
+    store = campaigns._store_recipients
     monkeypatch.setattr(
-        services,
+        campaigns,
         "_store_recipients",
         lambda *args: (stored_after.append(len(pulled)), store(*args)),
     )

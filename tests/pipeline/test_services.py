@@ -6,14 +6,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_smsclub import ratelimit, send_sms, services
+from django_smsclub import ratelimit, selectors, send_sms, services
 from django_smsclub.exceptions import (
     AmbiguousSend,
     AuthenticationError,
     GatewayUnavailable,
     RateLimited,
 )
-from django_smsclub.gateways import get_gateway, locmem
+from django_smsclub.gateways import SendOutcome, get_gateway, locmem
 from django_smsclub.models import DeliveryReport, Message
 from django_smsclub.ratelimit import RateLimiter
 from django_smsclub.status import Status
@@ -208,7 +208,7 @@ def test_a_gateway_defect_is_treated_as_ambiguous(gateway_script):
 @pytest.mark.django_db
 def test_a_gateway_answering_for_the_wrong_number_of_messages_is_ambiguous(monkeypatch):
     messages = send_sms(numbers(2), "Hello")
-    monkeypatch.setattr(type(get_gateway()), "send", lambda self, sender, items, **kw: [])
+    monkeypatch.setattr(type(get_gateway()), "send_batch", lambda self, sender, items: [])
 
     services.send_due("default")
 
@@ -340,8 +340,8 @@ def test_failed_batch_of_100_takes_at_most_10_queries(
     batch = services.claim_batch("default", 100)
     outcomes = (
         services.send_claimed(gateway, batch[:50])
-        + [services.SendOutcome(None, error=GatewayUnavailable("down")) for _ in batch[50:75]]
-        + [services.SendOutcome(None, error=AmbiguousSend("lost")) for _ in batch[75:]]
+        + [SendOutcome(None, error=GatewayUnavailable("down")) for _ in batch[50:75]]
+        + [SendOutcome(None, error=AmbiguousSend("lost")) for _ in batch[75:]]
     )
 
     with django_assert_max_num_queries(10):
@@ -462,12 +462,12 @@ def test_celery_tasks_leave_a_dedicated_process_gateway_alone(settings):
         **settings.SMSCLUB,
         "GATEWAYS": {
             **settings.SMSCLUB["GATEWAYS"],
-            "own": {"BACKEND": "tests.test_services.DedicatedGateway", "SENDER": "Shop"},
+            "own": {"BACKEND": "tests.pipeline.test_services.DedicatedGateway", "SENDER": "Shop"},
         },
     }
     messages = send_sms(numbers(2), "Hello", gateway="own")
 
-    assert "own" not in services.gateways_with_due_messages()
+    assert "own" not in selectors.gateways_with_due_messages()
     assert tasks.send_queued("own") == 0
     assert {m.status for m in fresh(messages)} == {Status.QUEUED}
 

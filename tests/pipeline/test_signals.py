@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_smsclub import send_sms, services
 from django_smsclub.exceptions import AuthenticationError
 from django_smsclub.models import Message
+from django_smsclub.services import pipeline, tracking, transitions
 from django_smsclub.signals import (
     message_delivered,
     message_failed,
@@ -174,14 +175,15 @@ def slow_down_moves(monkeypatch):
     """Make each status change wait for the other racer (or 1 s) after reading its rows, so
     that without row locks both would read the old status and both would signal."""
     barrier = threading.Barrier(2)
-    move = services._move
+    move = transitions.move_messages
 
     def waiting_move(*args, **kwargs):
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=1)
         return move(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_move", waiting_move)
+    for module in (transitions, pipeline, tracking):
+        monkeypatch.setattr(module, "move_messages", waiting_move)
 
 
 @pytest.mark.django_db(transaction=True)

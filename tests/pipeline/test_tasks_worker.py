@@ -15,6 +15,7 @@ from django_smsclub.models import Campaign, Message
 from django_smsclub.signals import message_finished
 from django_smsclub.status import FINAL_STATUSES, Status
 from testproject.celery import app
+from tests.support.settings import smsclub_settings
 
 
 def numbers(count):
@@ -101,12 +102,9 @@ def test_a_worker_against_the_emulator_never_sends_twice_and_loses_nothing(
     settings, worker, finished, smsclub_emulator
 ):
     emulator = smsclub_emulator
-    settings.SMSCLUB = {
-        "DEFAULT_GATEWAY": "default",
-        "GATEWAYS": {"default": emulator.gateway_settings("xml", BATCH_SIZE=2)},
-        "POLL_INTERVALS": [0],
-        "RETRY_BACKOFF": 0,
-    }
+    settings.SMSCLUB = smsclub_settings(
+        default=emulator.gateway_settings("xml", BATCH_SIZE=2), POLL_INTERVALS=[0], RETRY_BACKOFF=0
+    )
     recipients = numbers(6)
     # The first request goes through but its reply is lost: those two may have been sent.
     emulator.faults.add("drop_after", times=1, gateway="xml", op="send")

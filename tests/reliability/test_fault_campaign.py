@@ -19,8 +19,7 @@ from django_smsclub import send_sms, services
 from django_smsclub.gateways import get_gateway
 from django_smsclub.models import Message
 from django_smsclub.status import Status
-
-from .reliability import (
+from tests.support.reliability import (
     FAULT_KINDS,
     Beat,
     WorkerProcesses,

@@ -39,13 +39,15 @@ from django_smsclub.exceptions import (
     RateLimited,
 )
 from django_smsclub.gateways import Balance, Outgoing
-from django_smsclub.gateways.base import MAX_REPLY_BYTES, is_smsc_id
+from django_smsclub.gateways.base import is_smsc_id
 from django_smsclub.gateways.http import HttpGateway
 from django_smsclub.gateways.json import JsonGateway
 from django_smsclub.gateways.replies import decode_reply, looks_like_error_text, reply_charset
-from django_smsclub.gateways.soap import SOAP_ENC, SOAP_ENV, XSD, XSI, SoapGateway
+from django_smsclub.gateways.soap import SoapGateway
+from django_smsclub.gateways.soap_envelope import SOAP_ENC, SOAP_ENV, XSD, XSI
+from django_smsclub.gateways.transport import MAX_REPLY_BYTES
 from django_smsclub.gateways.xml import XmlGateway, cdata, parse_document
-from tests.test_gateway_replies import CannedServer
+from tests.support.canned import CannedServer
 
 #: No test may hang: each has a minute at most (the slowest takes a few seconds).
 pytestmark = pytest.mark.timeout(60)

@@ -30,8 +30,7 @@ from django_smsclub.emulator import server
 from django_smsclub.models import Message
 from django_smsclub.status import Status
 from testproject.celery import app
-
-from .reliability import (
+from tests.support.reliability import (
     Beat,
     WorkerProcesses,
     assert_every_message_settled,

@@ -45,15 +45,16 @@ from django_smsclub.exceptions import (
     ProviderRefused,
 )
 from django_smsclub.gateways import Outgoing, get_gateway
-from django_smsclub.gateways.base import MAX_REPLY_BYTES
 from django_smsclub.gateways.http import HttpGateway
 from django_smsclub.gateways.json import JsonGateway
 from django_smsclub.gateways.soap import DEFAULT_WSDL, ZEEP_SETTINGS, SoapGateway
-from django_smsclub.gateways.soap import decode as soap_decode
+from django_smsclub.gateways.soap_envelope import decode as soap_decode
+from django_smsclub.gateways.transport import MAX_REPLY_BYTES
 from django_smsclub.gateways.xml import XmlGateway
 from django_smsclub.models import Campaign, Message
 from testproject.celery import app as celery_app
-from tests.test_gateway_replies import CannedServer
+from tests.support.canned import CannedServer
+from tests.support.settings import smsclub_settings
 
 USERNAME = "380671112233"
 #: A space, a plus, ampersand, angle brackets, a slash, a percent sign and Cyrillic: each of
@@ -214,20 +215,17 @@ def working_and_failing_gateways(settings, emu):
     """SMSCLUB with a gateway of each kind on the emulator, and three that fail: a wrong
     password, an unreachable host, a GET to an unreachable host (its URL holds the password)."""
     closed = f"http://127.0.0.1:{free_port()}"
-    settings.SMSCLUB = {
-        "DEFAULT_GATEWAY": "default",
-        "GATEWAYS": {
-            "default": gateway_options(emu, "xml"),
-            "http": gateway_options(emu, "http", METHOD="GET"),
-            "json": gateway_options(emu, "json"),
-            "soap": gateway_options(emu, "soap"),
-            "wrong": gateway_options(emu, "http", PASSWORD=WRONG_PASSWORD, METHOD="GET"),
-            "unreachable": gateway_options(emu, "xml", BASE_URL=closed),
-            "unreachable-get": gateway_options(emu, "http", BASE_URL=closed, METHOD="GET"),
-        },
-        "POLL_INTERVALS": [0],
-        "MAX_SEND_ATTEMPTS": 1,
-    }
+    settings.SMSCLUB = smsclub_settings(
+        {"unreachable-get": gateway_options(emu, "http", BASE_URL=closed, METHOD="GET")},
+        default=gateway_options(emu, "xml"),
+        http=gateway_options(emu, "http", METHOD="GET"),
+        json=gateway_options(emu, "json"),
+        soap=gateway_options(emu, "soap"),
+        wrong=gateway_options(emu, "http", PASSWORD=WRONG_PASSWORD, METHOD="GET"),
+        unreachable=gateway_options(emu, "xml", BASE_URL=closed),
+        POLL_INTERVALS=[0],
+        MAX_SEND_ATTEMPTS=1,
+    )
     cache.clear()
     yield settings.SMSCLUB
     cache.clear()
@@ -265,7 +263,7 @@ def test_sending_and_tracking_store_no_credential_and_log_none(
 
 def test_djangos_error_reports_hide_the_credentials_in_the_smsclub_setting(settings, emu):
     # The keys are named PASSWORD and TOKEN, which Django's filter cleanses at any depth.
-    settings.SMSCLUB = {"GATEWAYS": {"default": gateway_options(emu, "json")}}
+    settings.SMSCLUB = smsclub_settings(default=gateway_options(emu, "json"))
     shown = SafeExceptionReporterFilter().get_safe_settings()["SMSCLUB"]
     assert shown["GATEWAYS"]["default"]["USERNAME"] == USERNAME
     assert leaks([repr(shown)]) == []
@@ -385,7 +383,7 @@ def test_no_api_answer_or_schema_shows_a_credential(working_and_failing_gateways
 
 @pytest.mark.django_db
 def test_an_api_post_in_a_browser_session_needs_a_csrf_token(settings):
-    settings.SMSCLUB = {"GATEWAYS": {"default": {"BACKEND": "locmem", "SENDER": "Shop"}}}
+    settings.SMSCLUB = smsclub_settings(default={"BACKEND": "locmem", "SENDER": "Shop"})
     client = Client(enforce_csrf_checks=True)
     client.force_login(get_user_model().objects.create_superuser("root", password="root-pw"))
     response = client.post(
@@ -406,7 +404,7 @@ def urls_requested(gateway) -> list[str]:
 
 @pytest.mark.django_db
 def test_the_http_gateway_posts_by_default_so_no_url_holds_the_password(settings, emu):
-    settings.SMSCLUB = {"GATEWAYS": {"default": gateway_options(emu, "http")}}
+    settings.SMSCLUB = smsclub_settings(default=gateway_options(emu, "http"))
     gateway = get_gateway()
     requested = urls_requested(gateway)
     [outcome] = gateway.send("Shop", [Outgoing(A, "hi")])
@@ -481,13 +479,6 @@ def test_only_the_json_api_is_reached_over_https_by_default():
 
 
 # --- XML hardening ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def canned():
-    server = CannedServer()
-    yield server
-    server.close()
 
 
 def test_an_external_entity_in_a_refusal_never_reaches_an_error_message(tmp_path, canned):

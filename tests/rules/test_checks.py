@@ -64,7 +64,7 @@ def test_valid_configuration_with_dotted_paths_and_options(settings):
                 "TIMEOUT": 10,
                 "CONNECT_TIMEOUT": 2.5,
             },
-            "custom": {"BACKEND": "tests.test_checks.CustomLocmem", "SENDER": "Shop 2"},
+            "custom": {"BACKEND": "tests.rules.test_checks.CustomLocmem", "SENDER": "Shop 2"},
         },
         "TRACKING_WINDOW": 3600,
         "POLL_INTERVALS": [10, 20],
@@ -145,7 +145,7 @@ def test_backend_that_is_not_a_gateway(settings):
         settings,
         {
             "GATEWAYS": {
-                "a": {**XML, "BACKEND": "tests.test_checks.NotAGateway"},
+                "a": {**XML, "BACKEND": "tests.rules.test_checks.NotAGateway"},
                 "b": {**XML, "BACKEND": "django_smsclub.checks.check_settings"},
             }
         },
@@ -372,7 +372,7 @@ BROKEN_CONFIGURATIONS = [
     {"GATEWAYS": {"default": {**XML, "SENDER": "Магазин"}}},
     {"GATEWAYS": {"default": {**XML, "SENDER": ""}}},
     {"GATEWAYS": {"default": {**XML, "BATCH_SIZE": 0.5, "TIMEOUT": "x"}}},
-    {"GATEWAYS": {"default": {**XML, "BACKEND": "tests.test_checks.NotAGateway"}}},
+    {"GATEWAYS": {"default": {**XML, "BACKEND": "tests.rules.test_checks.NotAGateway"}}},
     {"GATEWAYS": {"default": {**JSON, "BACKEND": "no.such.Gateway"}}},
     {"GATEWAYS": {"default": XML, "other": {**JSON, "SENDER": "x" * 20}}, "TRACKING_WINDOW": "x"},
 ]

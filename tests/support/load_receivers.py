@@ -1,6 +1,6 @@
 """Signal receivers that record what the workers of the reliability tests did.
 
-A worker process started with ``CELERY_IMPORTS=tests.load_receivers`` and
+A worker process started with ``CELERY_IMPORTS=tests.support.load_receivers`` and
 ``SMSCLUB_SIGNAL_LOG=<directory>`` imports this module, which connects the receivers: every
 claim (``queued`` -> ``sending``) and every ``message_finished`` becomes one line in a file of
 that directory, one file per process and thread. Each line is one ``write`` to a file opened
@@ -21,7 +21,7 @@ from django_smsclub.signals import message_finished, message_status_changed
 from django_smsclub.status import Status
 
 ENV = "SMSCLUB_SIGNAL_LOG"
-_UID = "tests.load_receivers"
+_UID = "tests.support.load_receivers"
 
 
 @dataclass(frozen=True)

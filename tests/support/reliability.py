@@ -40,8 +40,9 @@ from testproject.celery import app
 
 from .load_receivers import ENV as SIGNAL_LOG_ENV
 from .load_receivers import SignalLog
+from .settings import smsclub_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FAULT_KINDS = ("latency", "http_500", "drop_before", "drop_after", "garbled")
 #: Messages the provider sent on: each was accepted exactly once.
 DELIVERY_STATUSES = frozenset(
@@ -105,15 +106,11 @@ def smsclub_config(
     """SMSCLUB for the runs: the XML gateway at the emulator (with ``gateway`` over its
     settings), short timeouts and intervals (with ``top`` over them)."""
     options = {"TIMEOUT": 1.0, "CONNECT_TIMEOUT": 2.0, **(gateway or {})}
-    return {
-        "DEFAULT_GATEWAY": "default",
-        "GATEWAYS": {"default": emulator.gateway_settings("xml", **options)},
-        "POLL_INTERVALS": [1],
-        "RETRY_BACKOFF": 1,
-        "RETRY_BACKOFF_MAX": 4,
-        "STALE_SENDING_AFTER": 5,
-        **top,
-    }
+    intervals = {"POLL_INTERVALS": [1], "RETRY_BACKOFF": 1, "RETRY_BACKOFF_MAX": 4}
+    return smsclub_settings(
+        default=emulator.gateway_settings("xml", **options),
+        **{**intervals, "STALE_SENDING_AFTER": 5, **top},
+    )
 
 
 def make_campaign(recipients: Sequence[str]) -> Campaign:
@@ -247,7 +244,7 @@ class WorkerProcesses:
             "DJANGO_SETTINGS_MODULE": "testproject.settings",
             "DATABASE_URL": database_url(),
             "SMSCLUB_JSON": json.dumps(config),
-            "CELERY_IMPORTS": "tests.load_receivers",
+            "CELERY_IMPORTS": "tests.support.load_receivers",
             SIGNAL_LOG_ENV: str(self.signal_log.directory),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
@@ -340,7 +337,8 @@ class WorkerProcesses:
 
 @contextmanager
 def signal_log_in_this_process(directory: Path) -> Iterator[SignalLog]:
-    """The receivers of :mod:`tests.load_receivers`, for workers that are threads of ours."""
+    """The receivers of :mod:`tests.support.load_receivers`, for workers that are threads of
+    ours."""
     log = SignalLog(directory)
     log.connect()
     try:

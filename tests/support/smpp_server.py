@@ -6,7 +6,7 @@ replies), send delivery receipts, and read back what it received, with long text
 from their UDH parts. The proxy in front can cut every client connection, or cut one right after
 it forwarded a given submit (so the SMSC has the submit and the client never sees its reply).
 
-As a pytest fixture, one fresh SMSC per test (or ``pytest_plugins = ["tests.smpp_server"]``
+As a pytest fixture, one fresh SMSC per test (or ``pytest_plugins = ["tests.support.smpp_server"]``
 in a conftest for the ``smpp_server`` fixture)::
 
     smsc = pytest.fixture(serve_smsc, name="smsc")

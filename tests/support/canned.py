@@ -1,0 +1,40 @@
+"""An HTTP server that answers every request with canned bytes, for gateways reading replies
+the emulator never sends."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class CannedServer:
+    """Answers every request with ``reply`` (bytes, content type, status); records bodies."""
+
+    def __init__(self):
+        self.reply = (b"", "text/html", 200)
+        self.bodies: list[bytes] = []
+        canned = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                canned.bodies.append(self.rfile.read(length))
+                body, content_type, status = canned.reply
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
