@@ -134,7 +134,7 @@ def _parse(raw: object, region: str, *, fast: bool = True) -> tuple[str, str | N
 # national digits against the patterns of Ukraine's metadata: match them with the patterns
 # compiled once. The fast path only ever says "valid, and these are the digits"; anything it is
 # not sure of (every invalid number among them) takes the full way, so every refusal and its
-# wording stay phonenumbers'. tests/test_phones_fast.py checks it against phonenumbers.
+# wording stay phonenumbers'. tests/rules/test_phones_fast.py checks it against phonenumbers.
 
 _SEPARATORS = str.maketrans("", "", " -()")
 # With its country code: a plus or not, in any region (_parse reads 380XXXXXXXXX as

@@ -58,7 +58,7 @@ PROVIDER_WORDS: dict[str, Status] = {
 }
 
 # A part's worst outcome decides a failed message; ordered from least to most telling.
-_FAILURE_ORDER = [
+_FAILURE_ORDER: list[str] = [
     Status.UNKNOWN,
     Status.EXPIRED,
     Status.UNDELIVERED,

@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import http_api, json_api, soap_api, xml_api
@@ -28,6 +29,10 @@ DISPATCH = soap_api.DISPATCH
 MAX_BODY = 4 * 1024 * 1024
 HOST = "127.0.0.1"
 
+#: What ``socketserver`` hands a server: a connected socket over TCP (always, here), a
+#: ``(data, socket)`` pair over UDP.
+_Request = socket.socket | tuple[bytes, socket.socket]
+
 
 class EmulatorServer(ThreadingHTTPServer):
     """Serves :data:`ROUTES` from ``state``; ``faults`` decide how each request misbehaves."""
@@ -44,17 +49,19 @@ class EmulatorServer(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__((HOST, port), Handler)
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        with self._connections_lock:
-            self._connections.add(request)
+    def process_request(self, request: _Request, client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
-        with self._connections_lock:
-            self._connections.discard(request)
+    def shutdown_request(self, request: _Request) -> None:
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.discard(request)
         super().shutdown_request(request)
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+    def handle_error(self, request: _Request, client_address: Any) -> None:
         logger.debug("emulator: connection from %s failed", client_address, exc_info=True)
 
     def stop(self) -> None:

@@ -81,7 +81,7 @@ def read_call(body: bytes) -> Call:
         operation = etree.QName(call).localname
         if operation not in SIGNATURES:
             raise Refused(NO_SUCH_FUNCTION.format(operation), "function")
-        by_id = {e.get("id"): e for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
+        by_id = {id_: e for e in root.iter() if isinstance(e.tag, str) and (id_ := e.get("id"))}
         given = [c for c in call if isinstance(c.tag, str)]
         names = SIGNATURES[operation]
         named = {etree.QName(c).localname: c for c in given}
