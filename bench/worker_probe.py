@@ -11,7 +11,7 @@ import redis
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
 
-from django_smsclub.gateways.base import Gateway
+from django_smsclub.gateways.transport import HttpTransport
 
 store = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
 _open: dict[str, contextlib.ExitStack] = {}
@@ -41,15 +41,15 @@ def _after(task_id: str, task: Any, **kwargs: Any) -> None:
     store.hset("bench:rss", str(os.getpid()), _peak_rss_kib())
 
 
-_request = Gateway.request
+_request = HttpTransport.request
 
 
-def _counted_request(self: Gateway, method: str, path: str, **kwargs: Any) -> Any:
+def _counted_request(self: HttpTransport, method: str, path: str, **kwargs: Any) -> Any:
     store.hincrby("bench:requests", path.rsplit("/", 1)[-1], 1)
     return _request(self, method, path, **kwargs)
 
 
-Gateway.request = _counted_request  # type: ignore[method-assign]
+HttpTransport.request = _counted_request  # type: ignore[method-assign]
 
 
 def _peak_rss_kib() -> int:

@@ -207,6 +207,10 @@ class Message(models.Model):
     class Meta:
         verbose_name = _("message")
         verbose_name_plural = _("messages")
+        permissions = [
+            # Resending a message of unknown fate may reach the person twice: a separate right.
+            ("resend_unknown", _("Can resend a message of unknown fate (may duplicate it)")),
+        ]
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
