@@ -8,7 +8,9 @@ import threading
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from .accounts import ID_STYLES, STATUS_WORDS
 from .core import Emulator
+from .rules import LANGUAGES
 from .state import DEFAULT_PASSWORD, DEFAULT_SENDERS, DEFAULT_TOKEN, DEFAULT_USERNAME
 
 DEFAULT_PORT = 8765
@@ -34,6 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="money on the default account (default 1000; each part costs 0.50)",
     )
+    parser.add_argument(
+        "--id-style",
+        choices=ID_STYLES,
+        default="plain",
+        help="how SMSC IDs look: 1, 000001 or p000000001 (default plain)",
+    )
+    parser.add_argument(
+        "--refusal-language",
+        choices=LANGUAGES,
+        default="ru",
+        help="language of the default account's refusal texts (default ru)",
+    )
+    parser.add_argument(
+        "--status-words",
+        choices=STATUS_WORDS,
+        default="en",
+        help="JSON status words: DELIVRD... (en) or Доставлено... (ru); default en",
+    )
 
 
 def banner(emulator: Emulator) -> list[str]:
@@ -52,6 +72,7 @@ def serve(
     deliver_after_polls: int,
     write: Callable[[str], None],
     balance: Decimal | None = None,
+    **account_options: str,
 ) -> None:
     """Start an emulator, ``write`` its URL and credentials, and block until a signal."""
     stop = threading.Event()
@@ -66,6 +87,7 @@ def serve(
         emulator.add_account(
             DEFAULT_USERNAME, DEFAULT_PASSWORD, DEFAULT_TOKEN, DEFAULT_SENDERS, balance=balance
         )
+    emulator.configure_account(DEFAULT_USERNAME, **account_options)
     try:
         emulator.start()
         for line in banner(emulator):
@@ -88,4 +110,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         options.deliver_after_polls,
         lambda line: print(line, flush=True),
         balance=options.balance,
+        **account_options(vars(options)),
     )
+
+
+def account_options(options: dict[str, object]) -> dict[str, str]:
+    """The default account's reply-variant options among parsed command-line ``options``."""
+    names = ("id_style", "refusal_language", "status_words")
+    return {name: str(options[name]) for name in names if options.get(name) is not None}

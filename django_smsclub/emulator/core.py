@@ -13,13 +13,14 @@ from .state import (
     DEFAULT_PASSWORD,
     DEFAULT_TOKEN,
     DEFAULT_USERNAME,
+    HTTP_REPLY_SHAPES,
     AcceptedSms,
     Account,
     RequestRecord,
     State,
 )
 
-REPLY_SHAPES = ("seen", "doc")
+REPLY_SHAPES = HTTP_REPLY_SHAPES
 
 
 class Emulator:
@@ -95,10 +96,21 @@ class Emulator:
         balance: Decimal | int | str = Decimal("1000"),
         credit: Decimal | int | str = Decimal("0"),
         price_per_part: Decimal | int | str = Decimal("0.50"),
+        **options: Any,
     ) -> Account:
+        """Add (or replace) an account; ``options`` choose its reply variants.
+
+        ``id_style`` ("plain", "padded", "alnum"), ``refusal_language`` ("ru", "en"),
+        ``status_words`` ("en", "ru"), ``json_errors_http_200`` (bool), ``empty_info``
+        ("list", "object"): see the package docstring.
+        """
         return self.state.add_account(
-            username, password, token, senders, balance, credit, price_per_part
+            username, password, token, senders, balance, credit, price_per_part, **options
         )
+
+    def configure_account(self, username: str = DEFAULT_USERNAME, **options: Any) -> Account:
+        """Set reply-variant ``options`` (as :meth:`add_account` takes) on an existing account."""
+        return self.state.configure_account(username, **options)
 
     def set_outcome(self, number: str, word: str) -> None:
         """Every part sent to ``number`` ends with ``word`` (UNDELIV, REJECTD, EXPIRED...)."""
@@ -172,6 +184,15 @@ class Emulator:
         if shape not in REPLY_SHAPES:
             raise ValueError(f"http_reply_shape must be one of {REPLY_SHAPES}, not {shape!r}")
         self.state.http_reply_shape = shape
+
+    @property
+    def xml_strict_whitespace(self) -> bool:
+        """Refuse whitespace between XML tags, as the document's rule says (default False)."""
+        return self.state.xml_strict_whitespace
+
+    @xml_strict_whitespace.setter
+    def xml_strict_whitespace(self, value: bool) -> None:
+        self.state.xml_strict_whitespace = bool(value)
 
     @property
     def json_ids_per_part(self) -> bool:

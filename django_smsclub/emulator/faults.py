@@ -1,4 +1,5 @@
-"""Injected misbehaviour: slow replies, server errors, dropped connections, garbled bytes."""
+"""Injected misbehaviour: slow replies, server errors, dropped connections, garbled bytes,
+and whole-request refusals in each gateway's own shape (``refuse``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-KINDS = ("latency", "http_500", "drop_before", "drop_after", "garbled")
+KINDS = ("latency", "http_500", "drop_before", "drop_after", "garbled", "refuse")
+#: The statuses a ``refuse`` fault may give a JSON error object.
+JSON_STATUSES = (400, 401, 404, 405, 429, 500, 503)
 GATEWAYS = ("http", "xml", "json", "soap")
 OPS = ("send", "state", "balance", "originator", "wsdl")
 
@@ -24,10 +27,19 @@ class Fault:
     seconds: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
     fired: int = 0
+    path: str | None = None
+    #: ``refuse`` only: the text (None: the login text in ``language``, or Yii2's default).
+    text: str | None = None
+    language: str = "ru"
+    #: ``refuse`` on JSON only: the error object's ``status``, and whether HTTP says 200.
+    status: int = 400
+    http_200: bool = False
 
-    def matches(self, gateway: str | None, op: str | None) -> bool:
-        return (self.gateway is None or self.gateway == gateway) and (
-            self.op is None or self.op == op
+    def matches(self, gateway: str | None, op: str | None, path: str | None = None) -> bool:
+        return (
+            (self.gateway is None or self.gateway == gateway)
+            and (self.op is None or self.op == op)
+            and (self.path is None or self.path == path)
         )
 
     def fire(self) -> bool:
@@ -76,8 +88,21 @@ class Faults:
         op: str | None = None,
         seconds: float | None = None,
         seed: int | None = None,
+        path: str | None = None,
+        text: str | None = None,
+        language: str = "ru",
+        status: int = 400,
+        http_200: bool = False,
     ) -> Fault:
-        """Add a rule; with neither ``times`` nor ``rate`` it fires on every matching request."""
+        """Add a rule; with neither ``times`` nor ``rate`` it fires on every matching request.
+
+        ``path`` narrows it to one URL path (``/v2/sms/send``). ``refuse`` answers the request
+        with the gateway's refusal and handles nothing: HTTP 200 and ``text`` on HTTP,
+        ``<status>ERROR</status>`` on XML, a SOAP ``Client`` fault, a Yii2 error object with
+        ``status`` on JSON (HTTP status line 200 with ``http_200``). Without ``text`` the
+        provider's login refusal in ``language`` ("ru" or "en") is used, Yii2's default
+        message of ``status`` on JSON.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(KINDS)}")
         if gateway not in (None, *GATEWAYS):
@@ -90,8 +115,23 @@ class Faults:
             raise ValueError("rate must be between 0 and 1")
         if seconds is not None and seconds < 0:
             raise ValueError("seconds must not be negative")
+        if language not in ("ru", "en"):
+            raise ValueError(f"unknown language {language!r}; one of ru, en")
+        if status not in JSON_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {JSON_STATUSES}")
         fault = Fault(
-            kind, times, rate, gateway, op, 1.0 if seconds is None else seconds, random.Random(seed)
+            kind,
+            times,
+            rate,
+            gateway,
+            op,
+            1.0 if seconds is None else seconds,
+            random.Random(seed),
+            path=path,
+            text=text,
+            language=language,
+            status=status,
+            http_200=bool(http_200),
         )
         with self._lock:
             self._faults.append(fault)
@@ -113,13 +153,13 @@ class Faults:
         with self._lock:
             return len(self._faults)
 
-    def decide(self, gateway: str | None, op: str | None) -> Decision:
+    def decide(self, gateway: str | None, op: str | None, path: str | None = None) -> Decision:
         """Every matching latency adds up; the first other kind that fires decides."""
         delay = 0.0
         chosen: Fault | None = None
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(gateway, op):
+                if not fault.matches(gateway, op, path):
                     continue
                 if fault.kind == "latency":
                     if fault.fire():

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import http_api, json_api, soap_api, xml_api
-from .faults import Faults, garble
+from .faults import Fault, Faults, garble
+from .rules import Refused
 from .state import RequestRecord, State
 from .wire import Reply, Request, Route, scrub
 
@@ -104,13 +105,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         state = self.server.state
         params = scrub(route.log_params(request), state.secrets())
-        decision = self.server.faults.decide(route.gateway, route.op)
+        decision = self.server.faults.decide(route.gateway, route.op, url.path)
         if decision.delay and self.server.stopping.wait(decision.delay):
             self.close_connection = True
             return
         reply: Reply | None = None
         if decision.kind == "http_500":
             reply = _server_error(route)
+        elif decision.kind == "refuse" and decision.fault is not None:
+            reply = refusal(route, decision.fault)
         elif decision.kind != "drop_before":
             reply = self._handle(route, request)
             if decision.kind == "drop_after":
@@ -181,9 +184,22 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _not_found(path: str) -> Reply:
-    if path.startswith("/sms/"):
+    if path.startswith(("/sms/", "/v2/")):
         return json_api.error(404, "Page not found.")
     return Reply(404, "text/html; charset=utf-8", b"<h1>404 Not Found</h1>")
+
+
+def refusal(route: Route, fault: Fault) -> Reply:
+    """The whole request refused in ``route``'s gateway's own shape, as ``fault`` says."""
+    if route.gateway == "json":
+        return json_api.error(fault.status, fault.text, http_200=fault.http_200)
+    refused = Refused("auth", message=fault.text)
+    refused.language = fault.language
+    if route.gateway == "xml":
+        return xml_api.refusal(str(refused))
+    if route.gateway == "soap":
+        return soap_api.fault("Client", str(refused))
+    return http_api.refusal(str(refused))
 
 
 def _server_error(route: Route) -> Reply:

@@ -19,11 +19,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-from ..gateways.xml import safe_parser
-from . import rules
+from .accounts import Account
 from .rules import Refused
-from .state import Account, State
-from .wire import REDACTED, Reply, Request, Route
+from .state import State
+from .wire import REDACTED, Reply, Request, Route, safe_parser
 
 WSDL_PATH = "/soap/soapGateway.wsdl"
 ENDPOINT_PATH = "/soap/soapGateway.php"
@@ -74,13 +73,13 @@ def read_call(body: bytes) -> Call:
         root = _parse(body)
         envelope_body = root.find(f"{{{SOAP_ENV}}}Body")
         if envelope_body is None:
-            raise Refused(BAD_REQUEST, "format")
+            raise Refused("format", message=BAD_REQUEST)
         call = next((c for c in envelope_body if isinstance(c.tag, str)), None)
         if call is None:
-            raise Refused(BAD_REQUEST, "format")
+            raise Refused("format", message=BAD_REQUEST)
         operation = etree.QName(call).localname
         if operation not in SIGNATURES:
-            raise Refused(NO_SUCH_FUNCTION.format(operation), "function")
+            raise Refused("function", message=NO_SUCH_FUNCTION.format(operation))
         by_id = {id_: e for e in root.iter() if isinstance(e.tag, str) and (id_ := e.get("id"))}
         given = [c for c in call if isinstance(c.tag, str)]
         names = SIGNATURES[operation]
@@ -113,6 +112,7 @@ def fault(code: str, message: str) -> Reply:
 
 
 def _answer(call: Call, state: State, request: Request) -> Reply:
+    account: Account | None = None
     try:
         if call.fault is not None:
             raise call.fault
@@ -122,6 +122,8 @@ def _answer(call: Call, state: State, request: Request) -> Reply:
             return _send(state, account, arguments)
         return _reports(state, account, arguments.get("smcIds"))
     except Refused as exc:
+        if account is not None:
+            exc.language = account.refusal_language
         # PHP blames the caller ("Client") for what it sent and itself for what it lacks.
         code = "Server" if exc.kind in ("function", "funds") else "Client"
         return fault(code, str(exc))
@@ -131,7 +133,7 @@ def _send(state: State, account: Account, arguments: dict[str, Any]) -> Reply:
     dest = arguments.get("destAddr")
     numbers = dest if isinstance(dest, list) else [dest]
     if not numbers or dest is None:
-        raise Refused(rules.RECIPIENT_ERROR.format(""), "recipient")
+        raise Refused("recipient", "")
     wanted = [(_free_form(n), arguments.get("text")) for n in numbers]
     sent = state.send(account, arguments.get("alphaName"), wanted, "soap")
     ids = [i for _, ids in sent.accepted for i in ids]
@@ -182,32 +184,32 @@ def _free_form(number: object) -> object:
 
 def _parse(body: bytes) -> etree._Element:
     if not body.strip():
-        raise Refused(BAD_REQUEST, "format")
+        raise Refused("format", message=BAD_REQUEST)
     lowered = body.lower()
     if b"<!doctype" in lowered or b"<!entity" in lowered:
-        raise Refused(DTD_REFUSED, "format")
+        raise Refused("format", message=DTD_REFUSED)
     try:
         root = etree.fromstring(body, safe_parser())
     except etree.XMLSyntaxError:
-        raise Refused(BAD_REQUEST, "format") from None
+        raise Refused("format", message=BAD_REQUEST) from None
     if root.getroottree().docinfo.doctype:
-        raise Refused(DTD_REFUSED, "format")
+        raise Refused("format", message=DTD_REFUSED)
     if etree.QName(root).localname != "Envelope":
-        raise Refused(BAD_REQUEST, "format")
+        raise Refused("format", message=BAD_REQUEST)
     if etree.QName(root).namespace != SOAP_ENV:
-        raise Refused(VERSION_MISMATCH, "format")
+        raise Refused("format", message=VERSION_MISMATCH)
     return root
 
 
 def _decode(element: etree._Element, by_id: dict[str, etree._Element], depth: int) -> Any:
     """A SOAP-encoded value: a string, None (xsi:nil), a list (array) or a dict (Map)."""
     if depth > 8:
-        raise Refused(BAD_REQUEST, "format")
+        raise Refused("format", message=BAD_REQUEST)
     href = element.get("href")
     if href:
         target = by_id.get(href[1:]) if href.startswith("#") else None
         if target is None:
-            raise Refused(BAD_REQUEST, "format")
+            raise Refused("format", message=BAD_REQUEST)
         element = target
     if element.get(f"{{{XSI}}}nil") in ("true", "1"):
         return None
@@ -234,7 +236,7 @@ def _child(element: etree._Element, name: str) -> etree._Element:
 
 
 def _bad_request() -> Refused:
-    return Refused(BAD_REQUEST, "format")
+    return Refused("format", message=BAD_REQUEST)
 
 
 def _log_params(call: Call, request: Request) -> dict[str, Any]:

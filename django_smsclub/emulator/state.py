@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .. import text
 from . import rules
+from .accounts import Account, check_options
 from .rules import Refused
 
 DEFAULT_USERNAME = "380501234567"
@@ -24,19 +24,9 @@ DEFAULT_TOKEN = "emulator-token"  # noqa: S105
 DEFAULT_SENDERS = ("Shop", "SMS CLUB")
 #: How long the provider answers for an SMSC ID, in seconds of the emulator's clock.
 ID_VALIDITY = 3 * 24 * 3600
-BLACKLISTED = "Номер в черном списке"
-INVALID_NUMBER = "Неверный номер получателя"
-
-
-@dataclass
-class Account:
-    username: str
-    password: str
-    token: str | None = None
-    senders: tuple[str, ...] = ("Shop",)
-    balance: Decimal = Decimal("1000")
-    credit: Decimal = Decimal("0")
-    price_per_part: Decimal = Decimal("0.50")
+BLACKLISTED = rules.BLACKLISTED
+INVALID_NUMBER = rules.INVALID_NUMBER
+HTTP_REPLY_SHAPES = ("seen", "doc", "lines")
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,7 @@ class AcceptedSms:
 
     @property
     def part_text(self) -> str:
-        return text.split_parts(self.text)[self.part - 1]
+        return rules.split_parts(self.text)[self.part - 1]
 
 
 @dataclass(frozen=True)
@@ -117,6 +107,8 @@ class State:
         self.http_reply_shape = "seen"
         self.json_ids_per_part = True
         self.json_rate_limit: int | None = 9
+        #: Refuse whitespace between XML tags, as the document says (the service accepts it).
+        self.xml_strict_whitespace = False
         self._offset = 0.0
         self._next_id = 1
         self._data = _Data()
@@ -128,6 +120,7 @@ class State:
             self.http_reply_shape = "seen"
             self.json_ids_per_part = True
             self.json_rate_limit = 9
+            self.xml_strict_whitespace = False
             self.add_account(
                 DEFAULT_USERNAME, DEFAULT_PASSWORD, token=DEFAULT_TOKEN, senders=DEFAULT_SENDERS
             )
@@ -151,7 +144,9 @@ class State:
         balance: Decimal | int | str = Decimal("1000"),
         credit: Decimal | int | str = Decimal("0"),
         price_per_part: Decimal | int | str = Decimal("0.50"),
+        **options: Any,
     ) -> Account:
+        check_options(**options)
         account = Account(
             username,
             password,
@@ -160,16 +155,31 @@ class State:
             Decimal(balance),
             Decimal(credit),
             Decimal(price_per_part),
+            **options,
         )
         with self.lock:
             self._data.accounts[username] = account
         return account
 
-    def login(self, username: object, password: object) -> Account:
+    def configure_account(self, username: str, **options: Any) -> Account:
+        """Set reply-variant options (see :mod:`.accounts`) on an existing account."""
+        check_options(**options)
+        with self.lock:
+            account = self.account(username)
+            for name, value in options.items():
+                setattr(account, name, value)
+            return account
+
+    def login(self, username: object, password: object, *, credential: str = "password") -> Account:
+        """The account ``username`` if its ``credential`` (password or token) is ``password``."""
         with self.lock:
             account = self._data.accounts.get(username) if isinstance(username, str) else None
-            if account is None or not password or account.password != password:
-                raise Refused(rules.LOGIN_ERROR, "auth")
+            expected = None if account is None else getattr(account, credential)
+            if account is None or not password or expected != password:
+                refusal = Refused("auth")
+                if account is not None:
+                    refusal.language = account.refusal_language
+                raise refusal
             return account
 
     def by_token(self, token: str) -> Account | None:
@@ -221,13 +231,28 @@ class State:
         ``partial`` (the JSON API): bad and black-listed numbers are refused one by one
         instead of refusing the request.
         """
-        refusal = rules.sender_refusal(sender, account.senders)
+        try:
+            wanted, refused = self._check(account, sender, messages, partial)
+            with self.lock:
+                return self._accept(
+                    account, str(sender), wanted, refused, gateway, partial, ids_per_part
+                )
+        except Refused as refusal:
+            refusal.language = account.refusal_language
+            raise
+
+    def _check(
+        self,
+        account: Account,
+        sender: object,
+        messages: Sequence[tuple[object, object]],
+        partial: bool,
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        refusal = rules.sender_refusal(sender, account.senders) or next(
+            filter(None, (rules.text_refusal(body) for _, body in messages)), None
+        )
         if refusal:
-            raise Refused(refusal, "sender")
-        for _, body in messages:
-            why = rules.text_refusal(body)
-            if why:
-                raise Refused(rules.TEXT_ERROR.format(why), "text")
+            raise refusal
         wanted: list[tuple[str, str]] = []
         refused: dict[str, str] = {}
         for raw, body in messages:
@@ -235,14 +260,11 @@ class State:
             if number is None:
                 shown = raw if isinstance(raw, str) else str(raw)
                 if not partial:
-                    raise Refused(rules.RECIPIENT_ERROR.format(shown), "recipient")
+                    raise Refused("recipient", shown)
                 refused[shown] = INVALID_NUMBER
             else:
                 wanted.append((number, str(body)))
-        with self.lock:
-            return self._accept(
-                account, str(sender), wanted, refused, gateway, partial, ids_per_part
-            )
+        return wanted, refused
 
     def _accept(
         self,
@@ -258,20 +280,20 @@ class State:
         if partial:
             refused.update({n: BLACKLISTED for n, _ in wanted if n in data.blacklist})
             wanted = [(n, b) for n, b in wanted if n not in data.blacklist]
-        parts = sum(text.count_parts(body) for _, body in wanted)
+        parts = sum(rules.count_parts(body) for _, body in wanted)
         cost = parts * account.price_per_part
         if cost > account.balance + account.credit:
-            raise Refused(rules.FUNDS_ERROR, "funds")
+            raise Refused("funds")
         account.balance -= cost
         now = self.now()
         accepted: list[tuple[str, list[str]]] = []
         for number, body in wanted:
-            count = text.count_parts(body)
+            count = rules.count_parts(body)
             forced = "REJECTD" if number in data.blacklist else None
             ids: list[str] = []
             for part in range(1, count + 1):
                 if part == 1 or ids_per_part:
-                    ids.append(str(self._next_id))
+                    ids.append(account.smsc_id(self._next_id))
                     self._next_id += 1
                     data.reports[ids[-1]] = _Report(account.username, number, now, forced)
                 data.accepted.append(

@@ -102,6 +102,45 @@ def test_management_command(signum):
     assert "stopped" in output
 
 
+@pytest.mark.parametrize("how", ["manage.py", "python -m"])
+def test_reply_variant_options(how):
+    if how == "manage.py":
+        env = {**bare_env(), "DJANGO_SETTINGS_MODULE": "testproject.settings"}
+        args = [sys.executable, str(ROOT / "manage.py"), "smsclub_emulator"]
+    else:
+        env, args = bare_env(), [sys.executable, "-m", "django_smsclub.emulator"]
+    options = ["--port", "0", "--id-style", "padded", "--refusal-language", "en"]
+    server = Running([*args, *options, "--status-words", "ru", "--balance", "7"], env)
+    try:
+        url = server.wait_for(URL_RE).group(1)
+        params = {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
+        reply = requests.get(url + "/http/getbalance.php", params=params, timeout=5)
+        assert reply.text == "7.00<br/>0.00"
+        headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+        body = {"phone": ["380501111111"], "message": "hi", "src_addr": "Shop"}
+        sent = requests.post(url + "/sms/send", json=body, headers=headers, timeout=5).json()
+        assert sent == {"success_request": {"info": {"000001": "380501111111"}}}
+        status = requests.post(
+            url + "/sms/status", json={"id_sms": ["000001"]}, headers=headers, timeout=5
+        )
+        assert status.json() == {"success_request": {"info": {"000001": "Отправлено"}}}
+        params["password"] = "x"
+        bad = requests.get(url + "/http/getbalance.php", params=params, timeout=5)
+        assert bad.text == "Login and password pair not found"
+    finally:
+        server.stop(signal.SIGTERM)
+    assert server.process.returncode == 0
+
+
+def test_bad_option_value_is_refused():
+    args = [sys.executable, "-m", "django_smsclub.emulator", "--id-style", "hex"]
+    result = subprocess.run(  # noqa: S603
+        args, cwd=ROOT, env=bare_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "'hex'" in result.stderr
+
+
 def test_python_dash_m_without_django_settings():
     args = [sys.executable, "-m", "django_smsclub.emulator", "--port", "0"]
     server = Running(args, bare_env())
