@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable
 
 from django.db import models
@@ -38,7 +40,10 @@ FAILURE_STATUSES: frozenset[str] = frozenset(
     {Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED, Status.UNKNOWN}
 )
 
+logger = logging.getLogger("django_smsclub.status")
+
 #: Provider word (upper case) -> our status. Words not here are kept verbatim and mean "sent".
+#: Sources of each word: docs/PROTOCOL.rst ("Status words").
 PROVIDER_WORDS: dict[str, Status] = {
     "ENROUTE": Status.SENT,
     "ACCEPTD": Status.SENT,
@@ -56,6 +61,29 @@ PROVIDER_WORDS: dict[str, Status] = {
     "FAILED": Status.FAILED,
     "DELETED": Status.FAILED,
 }
+
+#: Russian words the JSON API answers with (the provider's PHP SDK, ``StatusHandler.php``),
+#: compared case-insensitively (``casefold``). The last two appear in no public source: kept
+#: as guesses, harmless if never seen.
+PROVIDER_WORDS_RU: dict[str, Status] = {
+    "ожидает отправки": Status.SENT,
+    "отправлено": Status.SENT,
+    "доставлено": Status.DELIVERED,
+    "просрочено": Status.EXPIRED,
+    "недоставляемое": Status.UNDELIVERED,
+    "отклонено": Status.REJECTED,
+    "не доставлено": Status.UNDELIVERED,
+    "в очереди": Status.SENT,
+}
+
+#: Words the provider documents as answers that are not statuses: kept, never logged.
+KNOWN_NON_STATUS_WORDS = frozenset({"неверно указан id"})
+
+#: The longest unknown word logged, and how many distinct ones a process logs at most.
+_LOGGED_WORD_LENGTH = 80
+_MAX_LOGGED_WORDS = 1000
+_logged_words: set[str] = set()
+_logged_lock = threading.Lock()
 
 # A part's worst outcome decides a failed message; ordered from least to most telling.
 _FAILURE_ORDER: list[str] = [
@@ -77,12 +105,29 @@ def status_from_word(word: object) -> Status:
         word = word.decode("utf-8", "replace")
     if not isinstance(word, str):
         return Status.SENT
-    word = word.strip()
-    # Only ASCII words are the provider's: str.upper() would turn "delıvrd" (dotless i) into
-    # "DELIVRD".
-    if not word.isascii():
+    word = " ".join(word.split())
+    # Only ASCII words are the provider's English ones: str.upper() would turn "delıvrd"
+    # (dotless i) into "DELIVRD".
+    if word.isascii():
+        status = PROVIDER_WORDS.get(word.upper())
+    else:
+        status = PROVIDER_WORDS_RU.get(word.casefold())
+    if status is None:
+        _log_unknown(word)
         return Status.SENT
-    return PROVIDER_WORDS.get(word.upper(), Status.SENT)
+    return status
+
+
+def _log_unknown(word: str) -> None:
+    """Log an unknown status word once per process (a poll repeats it for every report)."""
+    if not word or word.casefold() in KNOWN_NON_STATUS_WORDS:
+        return
+    key = word[:_LOGGED_WORD_LENGTH]
+    with _logged_lock:
+        if key in _logged_words or len(_logged_words) >= _MAX_LOGGED_WORDS:
+            return
+        _logged_words.add(key)
+    logger.warning("unknown provider status word %r: kept verbatim, the message stays sent", key)
 
 
 def is_final(status: str) -> bool:

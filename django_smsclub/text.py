@@ -22,7 +22,9 @@ MAX_LENGTH = {
 }
 SENDER_MAX_LENGTH = 11
 
-_SENDER_RE = re.compile(r"[A-Za-z0-9 ]+")
+#: What SMSClub registers as an alpha-name: Latin letters, digits, space, ``.``, ``-``, ``_``
+#: (registered names seen: ``SMS CLUB``, ``test_an``, ``club_bulk``; see docs/PROTOCOL.rst).
+_SENDER_RE = re.compile(r"[A-Za-z0-9 ._-]+")
 _ASCII_RE = re.compile(r"[\x01-\x7e]*")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
@@ -161,7 +163,7 @@ def sender_problem(sender: object) -> str | None:
         bad = sorted({c for c in sender if not _SENDER_RE.fullmatch(c)})
         return (
             f"sender {sender!r} has characters {''.join(bad)!r}; "
-            "an alpha-name holds only Latin letters, digits and spaces"
+            "an alpha-name holds only Latin letters, digits, spaces, '.', '-' and '_'"
         )
     return None
 

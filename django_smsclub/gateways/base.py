@@ -21,9 +21,12 @@ from typing import Any, ClassVar
 from .. import phones, text
 from ..exceptions import (
     AmbiguousSend,
+    ConfigurationError,
     GatewayError,
+    GatewayMisconfigured,
     GatewayUnavailable,
     InvalidMessage,
+    NotAttempted,
     ProviderRefused,
     RateLimited,
 )
@@ -326,7 +329,7 @@ class Gateway(ABC):
         # A refused login or a pause asked for applies to the whole account: pass it on.
         if isinstance(cause, RateLimited) or (not cause.retryable and not cause.may_have_sent):
             return cause
-        return GatewayUnavailable(
+        return NotAttempted(
             f"gateway {self.name}: not attempted after an earlier request failed ({cause})",
             gateway=self.name,
         )
@@ -344,6 +347,12 @@ class Gateway(ABC):
             result = list(self.send_batch(sender, messages))
         except GatewayError:
             raise
+        except ConfigurationError as exc:
+            # Raised while the request was being built: nothing went out.
+            raise GatewayMisconfigured(
+                f"gateway {self.name}: nothing was sent: {self.redact(str(exc))}",
+                gateway=self.name,
+            ) from None
         except Exception as exc:
             logger.exception("gateway %s: unexpected error while sending", self.name)
             raise AmbiguousSend(

@@ -1,6 +1,9 @@
-"""Reading what SMSClub answers: error texts and the size and shape of replies.
+r"""Reading what SMSClub answers: error texts and the size and shape of replies.
 
-The provider's error replies are short Russian texts. A reply that is neither the expected
+The provider refuses a whole HTTP request with HTTP 200 and a short text instead of the
+``=IDS START=`` list: Russian in every public source (``Не найдено соответствие пары
+логин\пароль``), English on accounts so set. No closed list of its wordings exists, so any
+short text that reads as words is taken for a refusal. A reply that is neither the expected
 shape nor such a text is garbled: for a send that is an ambiguous outcome, never a guess.
 """
 
@@ -22,8 +25,13 @@ _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_MARKUP = re.compile(r"[<>{}]")
 _ERROR_WORDS = re.compile(
-    r"ошибк|неверн|недостаточно|запрещ|заблокир|альфа|номер|текст|средств|error", re.IGNORECASE
+    r"ошибк|неверн|некоррект|недостаточно|запрещ|заблокир|не найден|отказ|превыш|лимит|альфа"
+    r"|номер|текст|средств|error|invalid|incorrect|insufficient|denied|forbidden|not found"
+    r"|refused|rejected|blocked|exceeded|wrong|not allowed",
+    re.IGNORECASE,
 )
 _LOGIN_WORDS = re.compile(r"логин|парол|авториз|login|password|unauthori", re.IGNORECASE)
 
@@ -55,6 +63,9 @@ def looks_like_error_text(reply: str) -> bool:
     stripped = reply.strip()
     if not (0 < len(stripped) <= MAX_ERROR_TEXT and stripped.isprintable()) or "=IDS" in stripped:
         return False
+    # Markup is a page or a document (a proxy's error page, JSON), never the provider's words.
+    if _MARKUP.search(_BR.sub(" ", stripped)):
+        return False
     wordlike = sum(1 for c in stripped if c.isalnum() or c in _TEXT_PUNCTUATION)
     if wordlike < WORDLIKE_SHARE * len(stripped):
         return False
@@ -63,8 +74,13 @@ def looks_like_error_text(reply: str) -> bool:
         return False
     if _ERROR_WORDS.search(stripped) or _LOGIN_WORDS.search(stripped):
         return True
-    # Unknown words: only a longer text of several words, which chance does not produce.
-    return len(stripped) >= MIN_ERROR_TEXT and " " in stripped and bool(_CYRILLIC.search(stripped))
+    # Unknown words, Russian or English: only a longer text of several words, which chance
+    # does not produce.
+    return (
+        len(stripped) >= MIN_ERROR_TEXT
+        and " " in stripped
+        and bool(_CYRILLIC.search(stripped) or _LATIN.search(stripped))
+    )
 
 
 def error_from_text(provider_text: str, *, gateway: str) -> GatewayError:

@@ -16,12 +16,26 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from ..exceptions import AmbiguousSend, GatewayUnavailable
+from .. import metrics
+from ..exceptions import (
+    AmbiguousSend,
+    ConfigurationError,
+    GatewayMisconfigured,
+    GatewayUnavailable,
+)
 from .base import Gateway
 from .redaction import protect_logger
 
 #: Replies larger than this are not read: no SMSClub reply comes near it.
 MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+#: Errors requests raises before anything is sent: the URL or a header cannot be used at all.
+MISCONFIGURED = (
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+)
 
 #: Loggers whose debug lines can quote a request whole: urllib3 quotes GET URLs (the request
 #: line, and each retry: "Incremented Retry for (url=...)").
@@ -32,6 +46,22 @@ REDACTED_LOGGERS = (
     "urllib3.util.retry",
 )
 protect_logger(*REDACTED_LOGGERS)
+
+
+#: The provider's two sets of HTTP endpoints, and their hosts (``BASE_URL`` overrides them):
+#: the document's ``hfw_smpp_addon`` paths, and those of the provider's examples since 2017.
+LEGACY_BASE_URL = "http://smpp.smsclub.mobi"
+CURRENT_BASE_URL = "https://gate.smsclub.mobi"
+ENDPOINT_SETS = ("legacy", "current", "token")
+
+
+def endpoint_set(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    """The gateway's ``ENDPOINTS`` setting, checked against the sets its gateway speaks."""
+    value = options.get("ENDPOINTS") or "legacy"
+    if value not in allowed:
+        choices = " or ".join(repr(a) for a in allowed)
+        raise ConfigurationError(f"gateway {name!r}: ENDPOINTS {value!r} must be {choices}")
+    return str(value)
 
 
 class HttpTransport(Gateway):
@@ -67,6 +97,7 @@ class HttpTransport(Gateway):
             self._session = None
         super().close()
 
+    @metrics.timed_request
     def request(
         self,
         method: str,
@@ -80,7 +111,9 @@ class HttpTransport(Gateway):
 
         ``idempotent`` requests (status, balance) may be repeated safely, so every failure is
         :class:`GatewayUnavailable`. For a send, only a failure to connect is; anything after
-        the request went out is :class:`AmbiguousSend`. ``path`` may be a whole URL.
+        the request went out is :class:`AmbiguousSend`. A URL or header that cannot be used
+        (no scheme, say) is :class:`GatewayMisconfigured`: nothing went out, and trying again
+        will not help. ``path`` may be a whole URL.
         ``server_errors`` hands an HTTP 5xx reply back to be read (a SOAP fault comes so).
         """
         url = path if "://" in path else self.base_url + path
@@ -90,6 +123,12 @@ class HttpTransport(Gateway):
             response = self.session.request(
                 method, url, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
             )
+        except MISCONFIGURED as exc:
+            raise GatewayMisconfigured(
+                f"gateway {where}: the request cannot be made, nothing was sent; check "
+                f"BASE_URL and the other settings ({self.describe(exc)})",
+                gateway=self.name,
+            ) from None
         except requests.ConnectTimeout as exc:
             raise GatewayUnavailable(
                 f"gateway {where}: connection timed out ({self.describe(exc)})", gateway=self.name

@@ -1,4 +1,6 @@
-"""The XML gateway: one ``xmlrequest`` form field holding a UTF-8 document, values in CDATA.
+"""The XML gateway: a UTF-8 document, values in CDATA; on the legacy endpoints in the form
+field ``xmlrequest``, on the current ones (``ENDPOINTS: "current"``, ``/xml/``) as the raw
+``text/xml`` request body (the provider's PHP, Python and Perl examples).
 
 Requests are written byte by byte: the provider forbids any whitespace between tags and every
 value must sit in CDATA (a ``]]>`` inside a value is split across two sections, which lxml's
@@ -10,19 +12,28 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+import requests
 from lxml import etree
 
 from ..exceptions import AmbiguousSend, GatewayError
 from .base import Balance, Outgoing
 from .http import http_balance
 from .replies import error_from_text
-from .transport import MAX_REPLY_BYTES, HttpTransport
+from .transport import CURRENT_BASE_URL, MAX_REPLY_BYTES, HttpTransport, endpoint_set
 
 PATHS = {
-    "send": "/hfw_smpp_addon/xmlsendsmspost.php",
-    "individual": "/hfw_smpp_addon/xmlsendindividual.php",
-    "state": "/hfw_smpp_addon/xmlgetsmsstatepost.php",
+    "legacy": {
+        "send": "/hfw_smpp_addon/xmlsendsmspost.php",
+        "individual": "/hfw_smpp_addon/xmlsendindividual.php",
+        "state": "/hfw_smpp_addon/xmlgetsmsstatepost.php",
+    },
+    "current": {
+        "send": "/xml/",
+        "individual": "/xml/individual.php",
+        "state": "/xml/state.php",
+    },
 }
+XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 
 # Characters XML 1.0 cannot carry at all, not even in CDATA.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -87,6 +98,12 @@ class XmlGateway(HttpTransport):
     personal_texts_per_request = True
     default_base_url = "http://smpp.smsclub.mobi"
 
+    def __init__(self, name: str = "default", **options: object):
+        super().__init__(name, **options)
+        self.endpoints = endpoint_set(name, options, ("legacy", "current"))
+        if self.endpoints != "legacy" and not options.get("BASE_URL"):
+            self.base_url = CURRENT_BASE_URL
+
     def extra_text_problem(self, text: str) -> str | None:
         return xml_text_problem(text)
 
@@ -96,19 +113,19 @@ class XmlGateway(HttpTransport):
         credentials = [("username", self.username), ("password", self.password), ("from", sender)]
         texts = {m.text for m in messages}
         if len(texts) == 1:
-            path = PATHS["send"]
+            path = PATHS[self.endpoints]["send"]
             fields = [
                 *credentials,
                 ("to", ";".join(m.recipient for m in messages)),
                 ("text", messages[0].text),
             ]
         else:
-            path = PATHS["individual"]
+            path = PATHS[self.endpoints]["individual"]
             fields = list(credentials)
             for message in messages:
                 fields += [("to", message.recipient), ("text", message.text)]
         document = build_request("request_sendsms", fields)
-        response = self.request("POST", path, data={"xmlrequest": document}, idempotent=False)
+        response = self._post(path, document, idempotent=False)
         root = self._reply(response.content, idempotent=False)
         ids = [(mess.text or "").strip() for mess in root.iterfind("ids/mess")]
         self._check_part_count(root, ids)
@@ -123,9 +140,7 @@ class XmlGateway(HttpTransport):
                 ("smscid", ";".join(smsc_ids)),
             ],
         )
-        response = self.request(
-            "POST", PATHS["state"], data={"xmlrequest": document}, idempotent=True
-        )
+        response = self._post(PATHS[self.endpoints]["state"], document, idempotent=True)
         root = self._reply(response.content, idempotent=True)
         states: dict[str, str] = {}
         for entry in root.iterfind("entries/entry"):
@@ -135,7 +150,14 @@ class XmlGateway(HttpTransport):
         return states
 
     def balance(self) -> Balance:
-        return http_balance(self)
+        # The XML gateway has no balance request: the HTTP gateway's of the same set answers.
+        return http_balance(self, endpoints=self.endpoints)
+
+    def _post(self, path: str, document: bytes, *, idempotent: bool) -> requests.Response:
+        if self.endpoints == "legacy":
+            return self.request("POST", path, data={"xmlrequest": document}, idempotent=idempotent)
+        headers = {"Content-Type": XML_CONTENT_TYPE}
+        return self.request("POST", path, data=document, headers=headers, idempotent=idempotent)
 
     def _reply(self, body: bytes, *, idempotent: bool) -> etree._Element:
         try:

@@ -25,7 +25,10 @@ from django_smsclub.gateways.xml import XmlGateway
 KINDS = {
     "http-post": (HttpGateway, "http", {"METHOD": "POST"}),
     "http-get": (HttpGateway, "http", {"METHOD": "GET"}),
+    "http-current": (HttpGateway, "http", {"METHOD": "POST", "ENDPOINTS": "current"}),
+    "http-token": (HttpGateway, "http", {"METHOD": "GET", "ENDPOINTS": "token"}),
     "xml": (XmlGateway, "xml", {}),
+    "xml-current": (XmlGateway, "xml", {"ENDPOINTS": "current"}),
     "json": (JsonGateway, "json", {}),
     "soap": (SoapGateway, "soap", {}),
 }
@@ -102,8 +105,9 @@ def test_personal_texts_each_get_their_own_ids(kind, emu):
         assert {by_id[i].text for i in outcome.smsc_ids} == {outcome.outgoing.text}
         assert {by_id[i].recipient for i in outcome.smsc_ids} == {outcome.outgoing.recipient}
     sends = [r for r in emu.requests if r.op == "send"]
-    # Only XML carries different texts in one request; HTTP, JSON and SOAP take one text each.
-    assert len(sends) == (1 if kind == "xml" else 2)
+    # XML (individual) and JSON (/v2/sms/send) carry different texts in one request; HTTP and
+    # SOAP take one text each.
+    assert len(sends) == (1 if kind.startswith(("xml", "json")) else 2)
 
 
 def test_states_follow_each_recipients_fate(kind, emu):

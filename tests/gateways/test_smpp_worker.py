@@ -20,6 +20,7 @@ from django.core.management import CommandError, call_command
 
 from django_smsclub import services, signals, text
 from django_smsclub.gateways.smpp import Receipt
+from django_smsclub.gateways.smpp.pdu import canonical_id
 from django_smsclub.models import DeliveryReport, Message
 from django_smsclub.services import release_claims
 from django_smsclub.smpp_worker import ReceiptBook, SmppWorker
@@ -116,7 +117,8 @@ def test_receipts_update_message_status_end_to_end(smsc, heard):
     reports = DeliveryReport.objects.all()
     assert reports.count() == 2 * len(statuses)
     assert {r.raw_status for r in reports} == {"DELIVRD", "UNDELIV"}
-    assert {r.smsc_id for r in reports} == {s.message_id for s in smsc.accepted()}
+    # Stored canonical: the SMSC's "0000000001" is "1", as every receipt form of it.
+    assert {r.smsc_id for r in reports} == {canonical_id(s.message_id) for s in smsc.accepted()}
     pks = dict(Message.objects.values_list("recipient", "pk"))
     # Each message signalled once per change: delivered or failed exactly once.
     assert sorted(pk for name, pk, _ in heard if name == "message_delivered") == sorted(
@@ -166,7 +168,8 @@ def test_a_receipt_for_an_id_never_stored_is_dropped_after_the_hold(caplog):
 def test_released_claims_are_queued_again_without_an_attempt(heard):
     services.send_sms(["380501112233", "380501112244"], "hi")
     claimed = services.claim_batch("smpp", 10)
-    assert {m.attempts for m in claimed} == {1}
+    # An attempt is a request made: a claim alone charges none.
+    assert {m.attempts for m in claimed} == {0}
 
     assert release_claims(claimed) == 2
     assert release_claims(claimed) == 0  # no longer claimed: nothing moves twice

@@ -101,6 +101,43 @@ def test_unknown_words_mean_sent_and_never_crash(word):
     assert result is Status.SENT
 
 
+#: The JSON API's Russian words: the provider's PHP SDK, src/Handlers/StatusHandler.php.
+SDK_RUSSIAN_WORDS = {
+    "Ожидает отправки": Status.SENT,
+    "Отправлено": Status.SENT,
+    "Доставлено": Status.DELIVERED,
+    "Просрочено": Status.EXPIRED,
+    "Недоставляемое": Status.UNDELIVERED,
+    "Отклонено": Status.REJECTED,
+}
+
+
+@pytest.mark.parametrize(("word", "mapped"), list(SDK_RUSSIAN_WORDS.items()))
+def test_russian_status_words_of_the_json_api_map_in_any_case_and_padding(word, mapped):
+    assert status.status_from_word(word) is mapped
+    assert status.status_from_word(f"  {word.upper()}\n") is mapped
+    assert status.status_from_word(word.lower().replace(" ", "  ")) is mapped
+    assert status.status_from_word(word.encode()) is mapped
+
+
+def test_russian_words_without_a_public_source_are_kept_as_guesses():
+    assert status.status_from_word("Не доставлено") is Status.UNDELIVERED
+    assert status.status_from_word("В очереди") is Status.SENT
+
+
+def test_an_unknown_word_is_logged_once_per_process(caplog):
+    word = "NEWWORD-7f3a"
+    with caplog.at_level("WARNING", logger="django_smsclub.status"):
+        for _ in range(5):
+            assert status.status_from_word(word) is Status.SENT
+        assert status.status_from_word(" Новое слово 7f3a ") is Status.SENT
+        assert status.status_from_word("неверно указан id") is Status.SENT
+    logged = [r.getMessage() for r in caplog.records]
+    assert len([line for line in logged if word in line]) == 1
+    assert len([line for line in logged if "Новое слово 7f3a" in line]) == 1
+    assert not [line for line in logged if "неверно указан id" in line]
+
+
 def test_bytes_are_read_as_text():
     assert status.status_from_word(b"DELIVRD") is Status.DELIVERED
     assert status.status_from_word(b" undeliv ") is Status.UNDELIVERED
@@ -110,9 +147,11 @@ def test_bytes_are_read_as_text():
 def test_any_text_maps_to_a_status_and_unknown_text_to_sent(word):
     result = status.status_from_word(word)
     assert type(result) is Status
-    stripped = word.strip()
+    stripped = " ".join(word.split())
     if stripped.isascii() and stripped.upper() in status.PROVIDER_WORDS:
         assert result == status.PROVIDER_WORDS[stripped.upper()]
+    elif stripped.casefold() in status.PROVIDER_WORDS_RU:
+        assert result == status.PROVIDER_WORDS_RU[stripped.casefold()]
     else:
         assert result is Status.SENT
 

@@ -3,7 +3,9 @@ django-smsclub[smpp]``).
 
 Settings keys beside USERNAME (the system_id), PASSWORD and SENDER: ``HOST``, ``PORT`` (2775),
 ``WINDOW`` (submits in flight, 10), ``ENQUIRE_LINK`` (idle seconds before a keepalive, 30),
-``SYSTEM_TYPE``, ``THROTTLE_RETRIES`` (10); ``TIMEOUT`` is the wait for a reply, and
+``SYSTEM_TYPE``, ``THROTTLE_RETRIES`` (10), ``MESSAGE_ID_BASES`` (``(16, 10)`` when the
+SMSC writes IDs in hexadecimal in ``submit_sm_resp`` and in decimal in receipts; by default
+IDs match whatever their zeros and case); ``TIMEOUT`` is the wait for a reply, and
 ``CONNECT_TIMEOUT`` the wait for the connection.
 
 Statuses are pushed by the SMSC as delivery receipts to whichever session is bound, so the
@@ -23,6 +25,7 @@ from typing import Any, ClassVar
 
 from ...exceptions import ConfigurationError, GatewayError, OperationNotSupported
 from ..base import Balance, Gateway, Outgoing
+from .pdu import id_bases
 from .receipts import ReceiptBatchHandler, ReceiptHandler
 from .session import SmppSession
 
@@ -56,6 +59,7 @@ class SmppGateway(Gateway):
             throttle_retries=_integer(
                 name, "THROTTLE_RETRIES", options.get("THROTTLE_RETRIES"), 10
             ),
+            bases=id_bases(name, options.get("MESSAGE_ID_BASES")),
         )
         self._open_lock = threading.Lock()
 

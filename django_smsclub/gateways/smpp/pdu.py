@@ -16,6 +16,7 @@ from typing import Any
 import smpplib.consts as c
 
 from ... import text as sms_text
+from ...exceptions import ConfigurationError
 
 #: The esm_class bits that mark a deliver_sm as an SMSC delivery receipt (smpplib has no name).
 RECEIPT_MASK = 0x3C
@@ -116,18 +117,52 @@ def source_address(sender: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Receipt:
-    """A delivery receipt: the SMSC's message ID and its status word (``DELIVRD``, ...)."""
+    """A delivery receipt: the SMSC's message ID (canonical, see :func:`canonical_id`) and its
+    status word (``DELIVRD``, ...)."""
 
     message_id: str
     stat: str
     error: str = ""
 
 
-def parse_receipt(pdu: Any) -> Receipt | None:
+@dataclass(frozen=True)
+class IdBases:
+    """How an SMSC writes message IDs: in ``submit_sm_resp`` (and the ``receipted_message_id``
+    TLV, which repeats it) and in the receipt text's ``id:``. 16 for hexadecimal, 10 for
+    decimal, None for "the same as the other", so only zeros and case are told apart (Kannel's
+    ``msg-id-type`` is the same idea)."""
+
+    submit: int | None = None
+    receipt: int | None = None
+
+
+SAME_BASES = IdBases()
+
+
+def canonical_id(raw: str, base: int | None = None) -> str:
+    """One spelling of a message ID, so an ID matches whichever form the SMSC wrote it in.
+
+    A hexadecimal ID (``base`` 16) becomes its decimal number, so it matches the decimal
+    spelling of the other side; otherwise the ID is lower-cased and its leading zeros dropped
+    (``0000AB12`` and ``ab12`` are one ID, as are ``000042`` and ``42``). An ID that is not a
+    number in ``base`` is kept, lower-cased.
+    """
+    value = raw.strip("\0 \t\r\n").lower()
+    if base == 16 and value:
+        try:
+            return str(int(value, 16))
+        except ValueError:
+            pass
+    return value.lstrip("0") or value[:1]
+
+
+def parse_receipt(pdu: Any, bases: IdBases = SAME_BASES) -> Receipt | None:
     """The receipt a deliver_sm carries, or None if it names no message ID or no status.
 
-    The ``receipted_message_id`` TLV wins over the ``id:`` of the text (some SMSCs put a
-    differently formatted ID there); the ``stat:`` word wins over the ``message_state`` TLV.
+    The TLVs win where present: ``receipted_message_id`` (the ID as ``submit_sm_resp`` gave
+    it) over the ``id:`` of the text, which many SMSCs write in another base, and
+    ``message_state`` over the ``stat:`` word. The text (``id:... sub:... dlvrd:... submit
+    date:... done date:... stat:... err:...``) is read for what the TLVs do not carry.
     """
     body = as_text(getattr(pdu, "short_message", None)) or as_text(
         getattr(pdu, "message_payload", None)
@@ -135,16 +170,32 @@ def parse_receipt(pdu: Any) -> Receipt | None:
     # Whatever follows "text:" is the start of the message itself, which may read "id:...".
     head = _RECEIPT_TEXT.split(body, maxsplit=1)[0]
     message_id = as_text(getattr(pdu, "receipted_message_id", None)).strip("\0 ")
-    if not message_id:
+    if message_id:
+        message_id = canonical_id(message_id, bases.submit)
+    else:
         found = _RECEIPT_ID.search(head)
-        message_id = found.group(1) if found else ""
+        message_id = canonical_id(found.group(1), bases.receipt) if found else ""
     found = _RECEIPT_STAT.search(head)
     state = getattr(pdu, "message_state", None) or 0
-    stat = found.group(1) if found else MESSAGE_STATES.get(state, "")
+    stat = MESSAGE_STATES.get(state) or (found.group(1) if found else "")
     error = _RECEIPT_ERR.search(head)
     if not message_id or not stat:
         return None
     return Receipt(message_id, stat, error.group(1) if error else "")
+
+
+def id_bases(name: str, value: object) -> IdBases:
+    """The ``MESSAGE_ID_BASES`` setting: ``(submit, receipt)`` bases, each 10, 16 or None."""
+    if value in (None, ""):
+        return SAME_BASES
+    if isinstance(value, list | tuple) and len(value) == 2:
+        submit, receipt = value
+        if submit in (None, 10, 16) and receipt in (None, 10, 16):
+            return IdBases(submit, receipt)
+    raise ConfigurationError(
+        f"gateway {name!r}: MESSAGE_ID_BASES {value!r} must be a pair (submit_sm_resp, receipt) "
+        "of 10, 16 or None, say (16, 10)"
+    )
 
 
 def as_text(value: object) -> str:

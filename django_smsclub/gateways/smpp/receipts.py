@@ -23,6 +23,8 @@ from .pdu import (
     RECEIPT_MASK,
     RECEIPT_RETRY_STATUS,
     RECEIPT_TYPE,
+    SAME_BASES,
+    IdBases,
     Receipt,
     as_text,
     parse_receipt,
@@ -43,8 +45,9 @@ class ReceiptInbox:
     to ``on_receipts(receipts)`` (a list, for handlers that write in bulk) or else to
     ``on_receipt(message_id, stat)``."""
 
-    def __init__(self, name: str, answer: Answer, *, timeout: float):
+    def __init__(self, name: str, answer: Answer, *, timeout: float, bases: IdBases = SAME_BASES):
         self.name = name
+        self.bases = bases
         self.timeout = timeout
         self.on_receipt: ReceiptHandler | None = None
         self.on_receipts: ReceiptBatchHandler | None = None
@@ -59,7 +62,7 @@ class ReceiptInbox:
         if (pdu.esm_class or 0) & RECEIPT_MASK != RECEIPT_TYPE:
             logger.info("gateway %s: ignored a deliver_sm that is not a receipt", self.name)
             return ESME_ROK
-        receipt = parse_receipt(pdu)
+        receipt = parse_receipt(pdu, self.bases)
         if receipt is None:
             logger.warning(
                 "gateway %s: receipt without message ID or status: %r",

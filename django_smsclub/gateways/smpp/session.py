@@ -33,9 +33,12 @@ from .connection import TICK, Connection, Lost, bind_problems, disconnect, open_
 from .pdu import (
     ESME_ROK,
     GENERIC_NACK,
+    SAME_BASES,
     SUBMIT_SM_RESP,
+    IdBases,
     SessionEnded,
     as_text,
+    canonical_id,
     describe_status,
     read_frame,
 )
@@ -79,6 +82,7 @@ class SmppSession:
         throttle_backoff_max: float = 5.0,
         reconnects: int = 3,
         keep_bound: bool = False,
+        bases: IdBases = SAME_BASES,
     ):
         problems = bind_problems(host, port, system_id, password, system_type)
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
@@ -116,7 +120,9 @@ class SmppSession:
         self._draining = threading.Event()
         self._reconnector: threading.Thread | None = None
         self._listeners: list[threading.Thread] = []
-        self._receipts = ReceiptInbox(name, self._answer_receipt, timeout=timeout)
+        #: Message IDs are kept canonical (:func:`.pdu.canonical_id`) so receipts match them.
+        self.bases = bases
+        self._receipts = ReceiptInbox(name, self._answer_receipt, timeout=timeout, bases=bases)
 
     def __repr__(self) -> str:
         return f"<SmppSession {self.name!r} {self.system_id}@{self.host}:{self.port}>"
@@ -398,7 +404,7 @@ class SmppSession:
         if command_id == SUBMIT_SM_RESP or (command_id == GENERIC_NACK and self._waiting(sequence)):
             if command_id == GENERIC_NACK:
                 status = status or c.SMPP_ESME_RSYSERR
-            message_id = as_text(getattr(pdu, "message_id", None)).strip("\0 ")
+            message_id = canonical_id(as_text(getattr(pdu, "message_id", None)), self.bases.submit)
             accepted = self.on_accepted
             if accepted is not None and status == ESME_ROK and message_id:
                 # Before the next PDU is read: the receipt for this ID may be that PDU.

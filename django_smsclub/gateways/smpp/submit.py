@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import smpplib.smpp
 
+from ... import metrics
 from ... import text as sms_text
 from ...exceptions import (
     AmbiguousSend,
@@ -248,6 +249,7 @@ class SubmitRun:
 
     def _settle(self, part: _Part, result: int | Lost, message_id: str) -> None:
         session = self.session
+        metrics.request_done(session.name, _outcome(result), time.monotonic() - part.sent_at)
         where = f"gateway {session.name}: to {self.messages[part.message].recipient}"
         if len(self.encoded[part.message].payloads) > 1:
             where += f", part {part.number} of {len(self.encoded[part.message].payloads)}"
@@ -363,3 +365,10 @@ class _Part:
     not_before: float = 0.0
     sent_at: float = 0.0
     sequence: int = 0
+
+
+def _outcome(result: int | Lost) -> str:
+    """A submit's outcome for the metrics: ``ok``, ``lost`` or the SMPP status's name."""
+    if isinstance(result, Lost):
+        return "lost"
+    return "ok" if result == ESME_ROK else status_name(result).split(" ")[0]
