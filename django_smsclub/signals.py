@@ -3,6 +3,13 @@
 Every signal is sent with ``sender=Message`` once per status change, after the transaction that
 made the change commits. A receiver that raises is logged (logger ``django_smsclub``) and
 changes nothing else: the other receivers still run and the status stays as recorded.
+
+``message_finished`` is sent once per message. One correction can follow it: a message swept
+to ``unknown`` because its worker's claim ran out, whose send then comes back accepted, moves
+``unknown`` -> ``sent`` (a ``message_status_changed`` with ``old_status="unknown"``) and is
+tracked on; its real final status sends ``message_status_changed`` and ``message_delivered``
+or ``message_failed`` again, but not ``message_finished``, and its ``finished_at`` stays the
+time it was first final.
 """
 
 from __future__ import annotations
@@ -31,16 +38,26 @@ message_finished = Signal()
 #: ``AppConfig.ready()``), so the services never import the tasks; provides: gateway, when,
 #: tasks_count
 send_requested = Signal()
+#: Delivery reports of a gateway are due at ``when``: ask a worker to poll them then. Sent by
+#: the services after a send is recorded and after each poll round (received like
+#: ``send_requested``); provides: gateway, when
+poll_requested = Signal()
 
 
-def notify(message: Any, old_status: str, new_status: str) -> None:
-    """Send every signal one status change calls for; log the receivers that fail."""
+def notify(
+    message: Any, old_status: str, new_status: str, *, finished_before: bool = False
+) -> None:
+    """Send every signal one status change calls for; log the receivers that fail.
+
+    ``finished_before``: the message was final once already (a corrected ``unknown``), so
+    ``message_finished`` is not sent again.
+    """
     signals = [("message_status_changed", message_status_changed)]
     if new_status == Status.DELIVERED:
         signals.append(("message_delivered", message_delivered))
     if new_status in FAILURE_STATUSES:
         signals.append(("message_failed", message_failed))
-    if new_status in FINAL_STATUSES:
+    if new_status in FINAL_STATUSES and not finished_before:
         signals.append(("message_finished", message_finished))
     for name, signal in signals:
         results = signal.send_robust(

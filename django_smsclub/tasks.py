@@ -57,6 +57,15 @@ def sweep() -> dict[str, int]:
     }
 
 
+def on_poll_requested(sender: Any, *, gateway: str, when: datetime, **kwargs: Any) -> None:
+    """Receiver of :data:`django_smsclub.signals.poll_requested`: poll ``gateway``'s reports
+    at ``when``."""
+    if when > timezone.now():
+        poll_reports.apply_async((gateway,), eta=when)
+    else:
+        poll_reports.delay(gateway)
+
+
 def on_send_requested(
     sender: Any, *, gateway: str, when: datetime | None = None, tasks_count: int = 1, **kwargs: Any
 ) -> None:

@@ -1,29 +1,35 @@
 """The send pipeline: claim a batch of due messages, send it, record what became of each, and
 settle the claims of workers that died.
 
-Sending is at most once and never loses a message. A message is claimed by one worker alone;
-a send whose outcome cannot be known becomes ``unknown`` and is never sent again unless
-``RESEND_AMBIGUOUS`` says so; a claim a dead worker left behind is swept to ``unknown`` after
-``STALE_SENDING_AFTER``.
+Sending is at most once and never loses a message. A message is claimed by one worker alone,
+most urgent first (``priority``, then ``next_attempt_at``); the claim is a lease its worker
+renews while it works, and only a lease that ran out (``STALE_SENDING_AFTER``) is swept, to
+``unknown``. An attempt is counted when the message's request is made; a message whose request
+was not made goes back to ``queued`` as it was. A message put back with a backoff schedules
+its own send; a message sent schedules its first poll.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 
-from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db import connections, transaction
 from django.utils import timezone
 
-from .. import conf, ratelimit
+from .. import conf, ratelimit, selectors
+from ..exceptions import InvalidMessage, NotAttempted, Preempted, RateLimited
 from ..gateways import Gateway, Outgoing, SendOutcome, get_gateway
 from ..models import DeliveryReport, Message
 from ..status import Status
 from .rows import claim_rows, with_row_locks
+from .sending import enqueue_send
+from .tracking import request_poll
 from .transitions import Transition, clip_errors, move_messages, notify
 
 logger = logging.getLogger("django_smsclub")
@@ -33,7 +39,13 @@ def send_due(
     gateway_name: str, *, batch_size: int | None = None, time_budget: float | None = None
 ) -> int:
     """Claim, send and record batches of due messages of one gateway until none are left
-    (or ``time_budget`` seconds have passed); return how many messages were handled."""
+    (or ``time_budget`` seconds have passed); return how many messages were handled.
+
+    Each batch is claimed most urgent first, and its requests stop as soon as a more urgent
+    message is due (the rest go back unsent), so a login code is sent by whichever worker
+    makes its next request, however big the campaign it works on. The loop ends after a
+    request failed: what it put back is scheduled, not hammered at a provider that is down.
+    """
     gateway = get_gateway(gateway_name)
     limit = batch_size or conf.send_batch_size()
     deadline = None if time_budget is None else time.monotonic() + time_budget
@@ -42,17 +54,27 @@ def send_due(
         batch = claim_batch(gateway_name, limit)
         if not batch:
             return handled
-        record_outcomes(batch, send_claimed(gateway, batch))
-        handled += len(batch)
-        if len(batch) < limit or (deadline is not None and time.monotonic() >= deadline):
+        with hold_claims(batch):
+            outcomes = send_claimed(gateway, batch)
+        record_outcomes(batch, outcomes)
+        handled += sum(1 for o in outcomes if not isinstance(o.error, NotAttempted))
+        preempted = any(isinstance(o.error, Preempted) for o in outcomes)
+        failed = any(isinstance(o.error, NotAttempted | RateLimited) for o in outcomes)
+        if failed and not preempted:
+            return handled
+        if (len(batch) < limit and not preempted) or (
+            deadline is not None and time.monotonic() >= deadline
+        ):
             return handled
 
 
 def claim_batch(gateway_name: str, limit: int, *, now: datetime | None = None) -> list[Message]:
-    """Take up to ``limit`` due queued messages of one gateway for this worker alone.
+    """Take up to ``limit`` due queued messages of one gateway for this worker alone, in
+    claim order: ``priority`` (lower first), ``next_attempt_at``, pk.
 
-    They come back ``sending``, with ``claimed_at`` set and one more attempt counted. Two
-    workers never take the same message.
+    They come back ``sending`` with ``claimed_at`` set (the start of the lease). Two workers
+    never take the same message. No attempt is counted yet: that is done when the message's
+    request is made (:func:`record_outcomes`).
     """
     now = now or timezone.now()
     due = Message.objects.filter(
@@ -60,15 +82,13 @@ def claim_batch(gateway_name: str, limit: int, *, now: datetime | None = None) -
     )
     claimed = claim_rows(
         due,
-        ("next_attempt_at", "pk"),
+        ("priority", "next_attempt_at", "pk"),
         limit,
         status=Status.SENDING,
         claimed_at=now,
-        attempts=F("attempts") + 1,
     )
     for message in claimed:
         message.status, message.claimed_at = Status.SENDING, now
-        message.attempts += 1
     notify(Transition(m, Status.QUEUED, Status.SENDING) for m in claimed)
     return claimed
 
@@ -79,16 +99,27 @@ def send_claimed(gateway: Gateway, messages: Sequence[Message]) -> list[SendOutc
     One call of the gateway's fixed flow (:meth:`Gateway.send`): it groups by sender and text,
     refuses a malformed message alone, stops the batch after a request fails for a reason
     other than a refusal, and takes a crash or a wrong count of outcomes as ambiguous. Every
-    request first takes one token of the account's rate limit.
+    request first takes one token of the account's rate limit. Before each request after the
+    first, a message more urgent than the batch that came due stops the batch: the requests
+    not made get :class:`Preempted` / :class:`NotAttempted`, and go back unsent.
     """
     limiter = ratelimit.for_gateway(gateway)
     outgoing = [Outgoing(m.recipient, m.text, m.pk, sender=m.sender) for m in messages]
-    return gateway.send(
-        None,
-        outgoing,
-        before_request=limiter.acquire if limiter is not None else None,
-        skip_invalid=True,
-    )
+    least_urgent = max((m.priority for m in messages), default=0)
+    requests = 0
+
+    def before_request() -> None:
+        nonlocal requests
+        requests += 1
+        if requests > 1 and selectors.has_due_messages(gateway.name, more_urgent_than=least_urgent):
+            raise Preempted(
+                f"gateway {gateway.name}: left for a more urgent message; not attempted",
+                gateway=gateway.name,
+            )
+        if limiter is not None:
+            limiter.acquire()
+
+    return gateway.send(None, outgoing, before_request=before_request, skip_invalid=True)
 
 
 def record_outcomes(
@@ -99,112 +130,237 @@ def record_outcomes(
 ) -> list[Transition]:
     """Write what became of each claimed message, in a constant number of queries.
 
-    accepted -> ``sent`` with one DeliveryReport per SMSC ID; refused for good (including a
-    failed login) -> ``failed`` with the provider's words; surely not sent (unreachable, rate
-    limited) -> ``queued`` again after an exponential backoff, until ``MAX_SEND_ATTEMPTS``;
-    maybe sent -> ``unknown``, never sent again unless ``RESEND_AMBIGUOUS``.
+    accepted -> ``sent`` with one DeliveryReport per SMSC ID (and its first poll scheduled);
+    refused for good (including a failed login) -> ``failed`` with the provider's words;
+    surely not sent (unreachable) -> ``queued`` again after an exponential backoff, until
+    ``MAX_SEND_ATTEMPTS``; maybe sent -> ``unknown``, never sent again unless
+    ``RESEND_AMBIGUOUS``. An attempt is counted only when the message's request was made: a
+    message whose request was not made goes back to ``queued`` as it was, and one the
+    provider asked us to slow down for (429) waits its ``Retry-After``, uncounted. Messages
+    put back schedule their own send.
+
+    A claim swept while its worker was still at it (lease run out) that comes back accepted
+    is recorded still: the message moves from ``unknown`` (or ``queued``, when swept for a
+    resend) to ``sent`` with its reports, and is tracked to its real final status.
     """
     now = now or timezone.now()
-    max_attempts = conf.max_send_attempts()
-    resend_ambiguous = conf.resend_ambiguous()
-    first_poll = now + timedelta(seconds=conf.poll_intervals()[0])
-    sent: list[Message] = []
-    reports: list[DeliveryReport] = []
-    failed: dict[int, str] = {}
-    retry: dict[int, tuple[str, datetime]] = {}
-    unknown: dict[int, str] = {}
     by_pk = {m.pk: m for m in messages}
     with transaction.atomic():
-        owned = set(
-            with_row_locks(
-                Message.objects.filter(pk__in=list(by_pk), status=Status.SENDING).order_by("pk")
-            ).values_list("pk", flat=True)
+        current = dict(
+            with_row_locks(Message.objects.filter(pk__in=list(by_pk)).order_by("pk")).values_list(
+                "pk", "status"
+            )
         )
+        plan = _Plan(now)
         for message, outcome in zip(messages, outcomes, strict=True):
-            error = outcome.error
-            if message.pk not in owned:
-                logger.warning(
-                    "message %s was no longer %s when its outcome came (%s); left as it is",
-                    message.pk,
-                    Status.SENDING,
-                    error or f"accepted as SMSC IDs {', '.join(outcome.smsc_ids)}",
-                )
-            elif error is None and outcome.smsc_ids:
-                sent.append(message)
-                reports.extend(
-                    DeliveryReport(
-                        message=message,
-                        part=part,
-                        smsc_id=str(smsc_id),
-                        gateway=message.gateway,
-                        created_at=now,
-                        changed_at=now,
-                        next_poll_at=first_poll,
-                    )
-                    for part, smsc_id in enumerate(outcome.smsc_ids, start=1)
-                )
-            elif error is None:
-                unknown[message.pk] = "the provider accepted it without an SMSC ID to track"
-            elif getattr(error, "may_have_sent", False):
-                if resend_ambiguous and message.attempts < max_attempts:
-                    retry[message.pk] = (str(error), now + _backoff(message.attempts, error))
-                else:
-                    unknown[message.pk] = str(error)
-            elif getattr(error, "retryable", False):
-                if message.attempts < max_attempts:
-                    retry[message.pk] = (str(error), now + _backoff(message.attempts, error))
-                else:
-                    failed[message.pk] = f"gave up after {message.attempts} attempts: {error}"
+            status = current.get(message.pk)
+            if status == Status.SENDING:
+                plan.add(message, outcome)
+            elif status in (Status.UNKNOWN, Status.QUEUED) and outcome.accepted:
+                message.status = status
+                plan.late(message, outcome)
             else:
-                failed[message.pk] = str(error)
-        transitions = move_messages(sent, Status.SENT, sent_at=now, error="")
-        DeliveryReport.objects.bulk_create(reports)
-        transitions += move_messages(
-            [by_pk[pk] for pk in failed],
-            Status.FAILED,
-            error=clip_errors(failed),
-            finished_at=now,
-        )
-        transitions += move_messages(
-            [by_pk[pk] for pk in retry],
-            Status.QUEUED,
-            error=clip_errors({pk: e for pk, (e, _) in retry.items()}),
-            next_attempt_at={pk: at for pk, (_, at) in retry.items()},
-        )
-        transitions += move_messages(
-            [by_pk[pk] for pk in unknown],
-            Status.UNKNOWN,
-            error=clip_errors(unknown),
-            finished_at=now,
-        )
+                logger.warning(
+                    "message %s was %s, no longer %s, when its outcome came (%s); left as it is",
+                    message.pk,
+                    status,
+                    Status.SENDING,
+                    outcome.error or f"accepted as SMSC IDs {', '.join(outcome.smsc_ids)}",
+                )
+        transitions = plan.write(by_pk)
         notify(transitions)
+        gateway_name = messages[0].gateway if messages else ""
+        if plan.reports:
+            transaction.on_commit(partial(request_poll, gateway_name, plan.first_poll))
+        resend_at = plan.resend_at()
+        if resend_at is not None:
+            transaction.on_commit(partial(enqueue_send, gateway_name, resend_at))
     return transitions
 
 
+class _Plan:
+    """What :func:`record_outcomes` writes: the messages per new status and their values."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.max_attempts = conf.max_send_attempts()
+        self.resend_ambiguous = conf.resend_ambiguous()
+        self.first_poll = now + timedelta(seconds=conf.poll_intervals()[0])
+        self.sent: list[Message] = []
+        self.corrected: list[Message] = []
+        self.reports: list[DeliveryReport] = []
+        self.failed: dict[int, str] = {}
+        self.retry: dict[int, tuple[str, datetime]] = {}
+        self.unknown: dict[int, str] = {}
+        self.released: list[Message] = []
+        self.attempts: dict[int, int] = {}
+
+    def add(self, message: Message, outcome: SendOutcome) -> None:
+        error = outcome.error
+        if isinstance(error, NotAttempted):
+            self.released.append(message)
+            return
+        if isinstance(error, RateLimited):
+            # Nothing was acted on (our limiter could not count, or the provider said 429).
+            wait = timedelta(seconds=float(error.retry_after or conf.retry_backoff()))
+            self.retry[message.pk] = (str(error), self.now + wait)
+            return
+        if isinstance(error, InvalidMessage):
+            # Refused before any request: malformed for this gateway.
+            self.failed[message.pk] = str(error)
+            return
+        attempts = self.attempts[message.pk] = message.attempts + 1
+        if error is None and outcome.smsc_ids:
+            self._accept(message, outcome, self.sent)
+        elif error is None:
+            self.unknown[message.pk] = "the provider accepted it without an SMSC ID to track"
+        elif getattr(error, "may_have_sent", False):
+            if self.resend_ambiguous and attempts < self.max_attempts:
+                self.retry[message.pk] = (str(error), self.now + _backoff(attempts, error))
+            else:
+                self.unknown[message.pk] = str(error)
+        elif getattr(error, "retryable", False):
+            if attempts < self.max_attempts:
+                self.retry[message.pk] = (str(error), self.now + _backoff(attempts, error))
+            else:
+                self.failed[message.pk] = f"gave up after {attempts} attempts: {error}"
+        else:
+            self.failed[message.pk] = str(error)
+
+    def late(self, message: Message, outcome: SendOutcome) -> None:
+        logger.warning(
+            "message %s was %s when its send came back accepted (its claim had been swept); "
+            "recorded as sent and tracked",
+            message.pk,
+            message.status,
+        )
+        self.attempts[message.pk] = message.attempts + 1
+        self._accept(message, outcome, self.corrected)
+
+    def _accept(self, message: Message, outcome: SendOutcome, into: list[Message]) -> None:
+        into.append(message)
+        self.reports.extend(
+            DeliveryReport(
+                message=message,
+                part=part,
+                smsc_id=str(smsc_id),
+                gateway=message.gateway,
+                created_at=self.now,
+                changed_at=self.now,
+                next_poll_at=self.first_poll,
+            )
+            for part, smsc_id in enumerate(outcome.smsc_ids, start=1)
+        )
+
+    def write(self, by_pk: dict[int, Message]) -> list[Transition]:
+        now, attempts = self.now, self.attempts
+
+        def counted(pks: Sequence[int]) -> dict[int, int]:
+            return {pk: attempts.get(pk, by_pk[pk].attempts) for pk in pks}
+
+        sent = self.sent + self.corrected
+        # A corrected message keeps its finished_at: it was signalled finished once already.
+        transitions = move_messages(
+            sent, Status.SENT, sent_at=now, error="", attempts=counted([m.pk for m in sent])
+        )
+        DeliveryReport.objects.bulk_create(self.reports)
+        transitions += move_messages(
+            [by_pk[pk] for pk in self.failed],
+            Status.FAILED,
+            error=clip_errors(self.failed),
+            finished_at=now,
+            attempts=counted(list(self.failed)),
+        )
+        transitions += move_messages(
+            [by_pk[pk] for pk in self.retry],
+            Status.QUEUED,
+            error=clip_errors({pk: e for pk, (e, _) in self.retry.items()}),
+            next_attempt_at={pk: at for pk, (_, at) in self.retry.items()},
+            claimed_at=None,
+            attempts=counted(list(self.retry)),
+        )
+        transitions += move_messages(
+            [by_pk[pk] for pk in self.unknown],
+            Status.UNKNOWN,
+            error=clip_errors(self.unknown),
+            finished_at=now,
+            attempts=counted(list(self.unknown)),
+        )
+        transitions += move_messages(self.released, Status.QUEUED, claimed_at=None)
+        return transitions
+
+    def resend_at(self) -> datetime | None:
+        """When the messages put back are due: the earliest retry, or now for the unsent."""
+        times = [at for _, at in self.retry.values()]
+        if self.released:
+            times.append(min(times, default=self.now))
+        return min(times, default=None)
+
+
 def release_claims(messages: Sequence[Message]) -> int:
-    """Put claimed messages that were never submitted back to ``queued``, their attempt not
-    counted; return how many moved. Each move is signalled after commit, as a claim is."""
+    """Put claimed messages that were never submitted back to ``queued`` as they were (no
+    attempt is counted for them); return how many moved. Each move is signalled after
+    commit, as a claim is."""
     if not messages:
         return 0
     with transaction.atomic():
         claimed = Message.objects.filter(pk__in=[m.pk for m in messages], status=Status.SENDING)
         owned = set(with_row_locks(claimed).values_list("pk", flat=True))
-        Message.objects.filter(pk__in=owned, status=Status.SENDING).update(
-            status=Status.QUEUED, claimed_at=None, attempts=Greatest(F("attempts") - 1, 0)
+        moved = move_messages(
+            [m for m in messages if m.pk in owned], Status.QUEUED, claimed_at=None
         )
-        moved = [m for m in messages if m.pk in owned]
-        for message in moved:
-            message.status, message.claimed_at = Status.QUEUED, None
-            message.attempts = max(message.attempts - 1, 0)
-        notify(Transition(m, Status.SENDING, Status.QUEUED) for m in moved)
+        notify(moved)
     return len(moved)
 
 
+@contextmanager
+def hold_claims(messages: Sequence[Message]) -> Iterator[None]:
+    """Renew the lease of the claims on ``messages`` while the block runs.
+
+    A thread of its own sets ``claimed_at`` to now every third of ``STALE_SENDING_AFTER``
+    for those still ``sending``: a slow provider never makes the sweep take the claims of a
+    worker that is alive. The thread uses (and closes) its own database connection.
+    """
+    stop = threading.Event()
+    interval = max(conf.stale_sending_after().total_seconds() / 3, 0.05)
+    pks = [m.pk for m in messages]
+    heart = threading.Thread(
+        target=_renew_leases, args=(pks, interval, stop), name="smsclub-lease", daemon=True
+    )
+    heart.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        heart.join()
+
+
+def renew_claims(pks: Sequence[int], *, now: datetime | None = None) -> int:
+    """Renew the leases of the claims on ``pks`` still ``sending``; return how many."""
+    return Message.objects.filter(pk__in=list(pks), status=Status.SENDING).update(
+        claimed_at=now or timezone.now()
+    )
+
+
+def _renew_leases(pks: Sequence[int], interval: float, stop: threading.Event) -> None:
+    try:
+        while not stop.wait(interval):
+            try:
+                renew_claims(pks)
+            except Exception:
+                logger.exception("could not renew the claims of %d message(s)", len(pks))
+    finally:
+        connections.close_all()
+
+
 def sweep_stale_claims(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Settle claims older than ``STALE_SENDING_AFTER``: their worker died mid-send.
+    """Settle claims whose lease ran out (not renewed for ``STALE_SENDING_AFTER``): their
+    worker died mid-send. A worker that is alive renews its claims (:func:`hold_claims`).
 
     Such a message may have gone out, so it is ``unknown`` (or queued again, when
-    ``RESEND_AMBIGUOUS`` allows). Returns how many were settled.
+    ``RESEND_AMBIGUOUS`` allows). Should its worker record an acceptance after all, the
+    message goes on to ``sent`` and is tracked (:func:`record_outcomes`). Returns how many
+    were settled.
     """
     now = now or timezone.now()
     cutoff = now - conf.stale_sending_after()
@@ -219,26 +375,38 @@ def sweep_stale_claims(*, now: datetime | None = None, limit: int = 1000) -> int
             )
             why = {
                 m.pk: (
-                    f"the worker that claimed it at {m.claimed_at:%Y-%m-%d %H:%M:%S %Z} never "
-                    "recorded an outcome; it may have been sent"
+                    f"the worker that held it last renewed its claim at "
+                    f"{m.claimed_at:%Y-%m-%d %H:%M:%S %Z} and never recorded an outcome; it "
+                    "may have been sent"
                 )
                 for m in stale
             }
-            again = [m for m in stale if resend_ambiguous and m.attempts < max_attempts]
+            # The request may have been made: count it, as a resend would be another.
+            again = [m for m in stale if resend_ambiguous and m.attempts + 1 < max_attempts]
             lost = [m for m in stale if m not in again]
             transitions = move_messages(
                 again,
                 Status.QUEUED,
                 error=clip_errors(why),
-                next_attempt_at={m.pk: now + _backoff(m.attempts) for m in again},
+                next_attempt_at={m.pk: now + _backoff(m.attempts + 1) for m in again},
+                attempts={m.pk: m.attempts + 1 for m in again},
             )
             transitions += move_messages(
                 lost, Status.UNKNOWN, error=clip_errors(why), finished_at=now
             )
             notify(transitions)
+            if again:
+                transaction.on_commit(
+                    partial(_enqueue_each, {m.gateway: now + _backoff(m.attempts) for m in again})
+                )
         settled += len(transitions)
         if len(stale) < limit:
             return settled
+
+
+def _enqueue_each(when_by_gateway: dict[str, datetime]) -> None:
+    for name, when in when_by_gateway.items():
+        enqueue_send(name, when)
 
 
 def _backoff(attempts: int, error: Exception | None = None) -> timedelta:

@@ -16,6 +16,7 @@ from django_smsclub.exceptions import (
 from django_smsclub.gateways import SendOutcome, get_gateway, locmem
 from django_smsclub.models import DeliveryReport, Message
 from django_smsclub.ratelimit import RateLimiter
+from django_smsclub.signals import message_finished
 from django_smsclub.status import Status
 
 pytestmark = pytest.mark.usefixtures("pipeline_settings")
@@ -189,8 +190,12 @@ def test_a_failed_request_stops_the_rest_of_the_batch(settings, gateway_script):
     services.send_due("default")
 
     assert len(gateway_script.sent()) == 1
+    tried, *untried = fresh(messages)
     assert {m.status for m in fresh(messages)} == {Status.QUEUED}
-    assert all("not attempted" in m.error for m in fresh(messages)[1:])
+    assert tried.attempts == 1 and "connection refused" in tried.error
+    # Their requests were never made: back as they were, no attempt counted, due first.
+    assert [(m.attempts, m.error, m.claimed_at) for m in untried] == [(0, "", None)] * 2
+    assert all(m.next_attempt_at < tried.next_attempt_at for m in untried)
 
 
 @pytest.mark.django_db
@@ -304,17 +309,43 @@ def test_stale_claim_is_queued_again_when_resending_ambiguous_is_allowed(setting
 
 
 @pytest.mark.django_db
-def test_an_outcome_arriving_after_the_sweep_leaves_the_message_unknown():
-    [message] = send_sms(numbers(1), "Hello")
-    [claimed] = services.claim_batch("default", 10)
-    now = timezone.now() + timedelta(hours=1)
-    services.sweep_stale_claims(now=now)
+def test_a_swept_claim_whose_acceptance_comes_later_is_tracked_to_its_final_status(
+    django_capture_on_commit_callbacks,
+):
+    finished = []
 
-    services.record_outcomes([claimed], services.send_claimed(get_gateway(), [claimed]), now=now)
+    def on_finished(message, old_status, new_status, **kwargs):
+        finished.append((message.pk, old_status, new_status))
+
+    message_finished.connect(on_finished)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            [message] = send_sms(numbers(1), "Hello")
+        with django_capture_on_commit_callbacks(execute=True):
+            [claimed] = services.claim_batch("default", 10)
+        later = timezone.now() + timedelta(hours=1)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.sweep_stale_claims(now=later)
+        assert Message.objects.get(pk=message.pk).status == Status.UNKNOWN
+        swept_at = Message.objects.get(pk=message.pk).finished_at
+
+        with django_capture_on_commit_callbacks(execute=True):
+            outcomes = services.send_claimed(get_gateway(), [claimed])
+            services.record_outcomes([claimed], outcomes, now=later)
+        message.refresh_from_db()
+        assert message.status == Status.SENT and message.attempts == 1
+        [report] = DeliveryReport.objects.filter(message=message)
+        assert report.smsc_id == outcomes[0].smsc_ids[0]
+
+        with django_capture_on_commit_callbacks(execute=True):
+            services.apply_states("default", {report.smsc_id: "DELIVRD"})
+    finally:
+        message_finished.disconnect(on_finished)
 
     message.refresh_from_db()
-    assert message.status == Status.UNKNOWN
-    assert not DeliveryReport.objects.exists()
+    assert message.status == Status.DELIVERED
+    assert message.finished_at == swept_at
+    assert finished == [(message.pk, Status.SENDING, Status.UNKNOWN)]
 
 
 @pytest.mark.django_db
@@ -354,6 +385,14 @@ def test_failed_batch_of_100_takes_at_most_10_queries(
     assert statuses.count(Status.UNKNOWN) == 25
 
 
+@pytest.fixture
+def locmem_cache(settings):
+    """A cache without Redis: the limiter's fixed windows at half the rate."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl"}
+    }
+
+
 class FakeClock:
     def __init__(self, start=1_000_000.25):
         self.now = start
@@ -367,9 +406,10 @@ class FakeClock:
         self.now += seconds
 
 
-def test_rate_limiter_lets_rate_requests_through_per_second_then_waits():
+@pytest.mark.usefixtures("locmem_cache")
+def test_rate_limiter_without_redis_lets_half_the_rate_through_per_window_then_waits():
     clock = FakeClock()
-    limiter = RateLimiter(f"test:unit:{uuid.uuid4()}", 3, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(f"test:unit:{uuid.uuid4()}", 6, clock=clock, sleep=clock.sleep)
 
     waits = [limiter.acquire() for _ in range(7)]
 
@@ -379,6 +419,7 @@ def test_rate_limiter_lets_rate_requests_through_per_second_then_waits():
     assert waits[6] == pytest.approx(1.0)
 
 
+@pytest.mark.usefixtures("locmem_cache")
 def test_rate_limiter_below_one_a_second_spaces_requests_out():
     clock = FakeClock(2_000_000.0)
     limiter = RateLimiter(f"test:slow:{uuid.uuid4()}", 0.5, clock=clock, sleep=clock.sleep)
@@ -386,11 +427,12 @@ def test_rate_limiter_below_one_a_second_spaces_requests_out():
     assert [limiter.acquire() for _ in range(3)] == [0, pytest.approx(2.0), pytest.approx(2.0)]
 
 
+@pytest.mark.usefixtures("locmem_cache")
 def test_rate_limiter_counts_requests_of_other_processes_through_the_cache():
     clock = FakeClock()
     key = f"test:shared:{uuid.uuid4()}"
-    other_worker = RateLimiter(key, 2, clock=clock, sleep=clock.sleep)
-    this_worker = RateLimiter(key, 2, clock=clock, sleep=clock.sleep)
+    other_worker = RateLimiter(key, 4, clock=clock, sleep=clock.sleep)
+    this_worker = RateLimiter(key, 4, clock=clock, sleep=clock.sleep)
 
     other_worker.acquire()
     other_worker.acquire()
@@ -404,7 +446,8 @@ def test_the_json_gateway_is_limited_to_9_requests_a_second_per_account_by_defau
     limiter = ratelimit.for_gateway(JsonGateway("json", TOKEN="secret-token"))
     same_account = ratelimit.for_gateway(JsonGateway("other", TOKEN="secret-token"))
 
-    assert limiter.capacity == 9 and limiter.window == 1.0
+    assert limiter.capacity == 9 and limiter.period == 1.0
+    assert limiter.window == pytest.approx(1.04)
     assert limiter.key == same_account.key
     assert "secret-token" not in limiter.key
     assert ratelimit.for_gateway(JsonGateway("json", TOKEN="t", RATE_LIMIT=0)) is None
