@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint typecheck format emulator clean
+.PHONY: install test demo lint typecheck docs format emulator clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy django_smsclub
 
+# The documentation site, with every warning an error (as CI builds it).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -35,4 +39,4 @@ emulator: $(STAMP)
 	$(BIN)/python manage.py smsclub_emulator --port 8765
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis testproject.sqlite3
+	rm -rf $(VENV) build dist *.egg-info docs/_build docs/_generated .pytest_cache .ruff_cache .mypy_cache .hypothesis testproject.sqlite3

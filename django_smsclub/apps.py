@@ -14,6 +14,13 @@ class SmsClubConfig(AppConfig):
         from . import checks, services, signals, tasks  # noqa: F401  (checks registers itself)
 
         self.services = services
+        # Prometheus metrics, when the [metrics] extra is installed (a no-op otherwise).
+        from .metrics import collector
+
+        collector.install()
         signals.send_requested.connect(
             tasks.on_send_requested, dispatch_uid="django_smsclub.tasks.on_send_requested"
+        )
+        signals.poll_requested.connect(
+            tasks.on_poll_requested, dispatch_uid="django_smsclub.tasks.on_poll_requested"
         )

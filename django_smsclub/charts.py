@@ -28,9 +28,14 @@ BANDS: list[tuple[str, Promise, tuple[str, ...]]] = [
     ),
     ("unknown", _("unknown"), (Status.UNKNOWN,)),
     ("cancelled", _("cancelled"), (Status.CANCELLED,)),
-    ("sent", _("sent"), (Status.SENT,)),
-    ("queued", _("queued"), (Status.QUEUED, Status.SENDING)),
+    # Accepted by the provider, its delivery report still to come: progress of its own.
+    ("sent", _("sent, awaiting report"), (Status.SENT,)),
+    # Claimed by a worker, in a request to the provider now.
+    ("sending", _("sending"), (Status.SENDING,)),
+    ("queued", _("queued"), (Status.QUEUED,)),
 ]
+#: Bands whose messages are not final yet.
+PENDING_BANDS = ("sent", "sending", "queued")
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 160
@@ -67,6 +72,19 @@ class Progress:
         return self.final * 100 // self.total if self.total else 0
 
     @property
+    def awaiting_report(self) -> int:
+        """Messages the provider accepted whose delivery report is still to come."""
+        return next((band.count for band in self.bands if band.key == "sent"), 0)
+
+    @property
+    def handed_over_percent(self) -> int:
+        """Whole percent of messages final or accepted by the provider: how far sending got
+        while the reports are still to come (a campaign all sent and unreported is 0 %
+        final, but 100 % handed over)."""
+        done = self.final + self.awaiting_report
+        return done * 100 // self.total if self.total else 0
+
+    @property
     def visible_bands(self) -> list[Band]:
         return [band for band in self.bands if band.count]
 
@@ -79,7 +97,7 @@ def progress(counts: Mapping[str, int]) -> Progress:
         count = sum(counts.get(status, 0) for status in statuses)
         share = round(count * 100 / total, 2) if total else 0.0
         bands.append(Band(key, str(label), count, share))
-    pending = sum(band.count for band in bands if band.key in ("sent", "queued"))
+    pending = sum(band.count for band in bands if band.key in PENDING_BANDS)
     return Progress(total=total, final=total - pending, bands=bands)
 
 

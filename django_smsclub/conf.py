@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     # Send tasks a started campaign is split into (each claims its own batches).
     "SEND_CONCURRENCY": 4,
     "POLL_BATCH_SIZE": 500,
+    # Bytes a message's metadata may take, serialized as JSON (UTF-8).
+    "METADATA_MAX_BYTES": 4096,
+    # Seconds added to the rate limit's one-second window, so requests that reach the provider
+    # a little late (network, scheduling) still never put RATE_LIMIT + 1 in one of its seconds.
+    "RATE_LIMIT_MARGIN": 0.04,
 }
 
 GATEWAY_DEFAULTS: dict[str, Any] = {
@@ -53,6 +58,15 @@ GATEWAY_DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": None,
     "RATE_LIMIT": None,
     "METHOD": "POST",
+    # HTTP and XML: "legacy" (the document's hfw_smpp_addon paths), "current" (/http/, /xml/
+    # on gate.smsclub.mobi) or, HTTP only, "token" (/token/, TOKEN instead of PASSWORD).
+    "ENDPOINTS": "legacy",
+    # SMPP: bases of message IDs in submit_sm_resp and in receipts, say (16, 10); None: the
+    # same base on both sides, matched whatever their leading zeros and case.
+    "MESSAGE_ID_BASES": None,
+    # The account's currency, shown with its balance where the reply does not name one (only
+    # the JSON API does): SMSClub keeps accounts in hryvnias.
+    "CURRENCY": "UAH",
     "OPTIONS": {},
 }
 
@@ -119,6 +133,11 @@ def gateway_settings(name: str | None = None) -> dict[str, Any]:
     return merged
 
 
+def gateway_currency(name: str | None = None) -> str:
+    """The currency of gateway ``name``'s account where its balance reply does not say."""
+    return str(gateway_settings(name)["CURRENCY"] or "")
+
+
 def default_region() -> str:
     return str(get("DEFAULT_REGION"))
 
@@ -153,6 +172,28 @@ def send_concurrency() -> int:
 
 def poll_batch_size() -> int:
     return int(get("POLL_BATCH_SIZE"))
+
+
+def metadata_max_bytes() -> int:
+    """Bytes a message's ``metadata`` may take, serialized as JSON in UTF-8."""
+    value = get("METADATA_MAX_BYTES")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ConfigurationError(
+            f"SMSCLUB['METADATA_MAX_BYTES'] {value!r:.40} must be a whole number of bytes, "
+            "at least 2 (the size of {})"
+        )
+    return value
+
+
+def rate_limit_margin() -> float:
+    """Seconds added to the rate limit's window (see ``RATE_LIMIT_MARGIN``)."""
+    value = get("RATE_LIMIT_MARGIN")
+    seconds = _as_seconds(value)
+    if seconds is None or seconds > 1:
+        raise ConfigurationError(
+            f"SMSCLUB['RATE_LIMIT_MARGIN'] {value!r} must be a number of seconds from 0 to 1"
+        )
+    return seconds
 
 
 def tracking_window() -> timedelta:

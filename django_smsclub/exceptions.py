@@ -28,9 +28,20 @@ class InvalidMessage(SmsClubError, ValueError):
     whole batch can show every mistake at once.
     """
 
+    #: Problems its message quotes; the rest are counted (all stay on ``problems``).
+    shown_problems = 5
+
     def __init__(self, problems: str | Iterable[str]):
         self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
+        super().__init__(summary(self.problems, self.shown_problems))
+
+
+def summary(problems: list[str], shown: int) -> str:
+    """``problems`` joined, the first ``shown`` of them and a count of the rest when there are
+    more: 20,000 bad rows make a message of a few lines, not of 100 KB."""
+    if len(problems) <= shown:
+        return "; ".join(problems)
+    return f"{len(problems)} problems, the first {shown}: " + "; ".join(problems[:shown])
 
 
 class CampaignStateError(SmsClubError, ValueError):
@@ -72,8 +83,23 @@ class GatewayUnavailable(GatewayError):
     retryable = True
 
 
+class NotAttempted(GatewayUnavailable):
+    """The message's request was never made (an earlier request of its batch failed, or the
+    worker left it for a more urgent message): it goes back to ``queued`` as it was, its
+    attempt not counted."""
+
+
+class Preempted(NotAttempted):
+    """A more urgent message came due: the worker left this request for later."""
+
+
 class NotSubmitted(GatewayUnavailable):
     """The SMPP session was draining (its process is stopping): the message was never submitted."""
+
+
+class GatewayMisconfigured(GatewayError):
+    """The gateway's settings make the request impossible to build (a ``BASE_URL`` without a
+    scheme, a bad header): nothing was sent. Not retried: only a settings change helps."""
 
 
 class AmbiguousSend(GatewayError):

@@ -28,6 +28,13 @@ __all__ = ["ApiIdempotencyKey", "Campaign", "DeliveryReport", "Message"]
 #: Statuses a message is in until the provider's network settles its fate.
 PENDING_STATUSES: frozenset[str] = frozenset(Status.values) - FINAL_STATUSES
 
+#: Claim order: a message with a lower priority is claimed first. Messages outside campaigns
+#: (``send_sms``, ``send_personalized``, the API's) get PRIORITY_MESSAGE unless told otherwise,
+#: campaigns PRIORITY_CAMPAIGN: a login code never waits behind a campaign's backlog.
+PRIORITY_MESSAGE = 0
+PRIORITY_CAMPAIGN = 100
+PRIORITY_MAX = 32767
+
 RAW_STATUS_MAX_LENGTH = 255
 ERROR_MAX_LENGTH = 2000
 
@@ -88,6 +95,11 @@ class Campaign(models.Model):
     )
     send_at = models.DateTimeField(
         _("send at"), null=True, blank=True, help_text=_("Empty means as soon as it starts.")
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"),
+        default=PRIORITY_CAMPAIGN,
+        help_text=_("Lower is sent first; single messages have 0."),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -167,7 +179,12 @@ class Message(models.Model):
         _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
     )
     error = models.TextField(_("error"), blank=True)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    attempts = models.PositiveSmallIntegerField(
+        _("attempts"), default=0, help_text=_("Send requests made for it.")
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), default=PRIORITY_MESSAGE, help_text=_("Lower is claimed first.")
+    )
     next_attempt_at = models.DateTimeField(
         _("next attempt at"),
         null=True,
@@ -198,6 +215,7 @@ class Message(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    #: When its worker took or last renewed the claim (its lease runs STALE_SENDING_AFTER).
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -220,11 +238,11 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            # claim_batch: the due queued messages of one gateway, earliest first.
+            # claim_batch: the due queued messages of one gateway, most urgent first.
             models.Index(
-                fields=["gateway", "next_attempt_at", "id"],
+                fields=["gateway", "priority", "next_attempt_at", "id"],
                 condition=Q(status=Status.QUEUED),
-                name="smsclub_msg_queued_due",
+                name="smsclub_msg_queued_priority",
             ),
             # sweep_stale_claims: claims older than STALE_SENDING_AFTER.
             models.Index(
@@ -291,7 +309,10 @@ class DeliveryReport(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.smsc_id}: {self.raw_status or self.status}"
+        # Read by people (the admin's report rows): "Part 1: delivered (DELIVRD)".
+        status = str(Status(self.status).label) if self.status in Status.values else self.status
+        label = _("Part %(part)s: %(status)s") % {"part": self.part, "status": status}
+        return f"{label} ({self.raw_status})" if self.raw_status else str(label)
 
 
 #: ``response_status`` of an API idempotency key whose request is still running.

@@ -24,10 +24,25 @@ from .models import Campaign, DeliveryReport, Message
 from .status import FAILURE_STATUSES, Status
 
 
-def has_due_messages(gateway_name: str) -> bool:
-    return Message.objects.filter(
+def has_due_messages(gateway_name: str, *, more_urgent_than: int | None = None) -> bool:
+    """Whether ``gateway_name`` has queued messages due now (only those with a priority
+    below ``more_urgent_than``, if given): one probe of the claim index."""
+    due = Message.objects.filter(
         gateway=gateway_name, status=Status.QUEUED, next_attempt_at__lte=timezone.now()
-    ).exists()
+    )
+    if more_urgent_than is not None:
+        due = due.filter(priority__lt=more_urgent_than)
+    return due.exists()
+
+
+def next_poll_at(gateway_name: str) -> datetime | None:
+    """When the next report of ``gateway_name`` still waiting for a final word is due."""
+    return (
+        DeliveryReport.objects.filter(gateway=gateway_name, status=Status.SENT)
+        .order_by("next_poll_at")
+        .values_list("next_poll_at", flat=True)
+        .first()
+    )
 
 
 def gateways_with_due_messages() -> list[str]:
@@ -183,3 +198,52 @@ def _bucket(field: str, length: int) -> Substr:
 def _moment(bucket: str) -> datetime:
     """The UTC moment a bucket of :func:`_bucket` starts at."""
     return datetime.fromisoformat(bucket + _EPOCH_TEXT[len(bucket) :]).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What a gateway has not done yet: messages waiting to be sent, and reports waiting to
+    be polled (for metrics at scrape time)."""
+
+    gateway: str
+    queued: int = 0
+    sending: int = 0
+    #: When the longest-waiting due message became due (None: nothing is due).
+    oldest_due_message: datetime | None = None
+    #: When the most overdue report of a message still ``sent`` was due to be polled.
+    oldest_due_report: datetime | None = None
+
+
+def backlogs() -> list[Backlog]:
+    """The backlog of every gateway with one, in three grouped queries over the partial
+    indexes of queued and sending messages and of pending reports, whatever the table's size
+    in final rows."""
+    now = timezone.now()
+    found: dict[str, dict[str, Any]] = {}
+    queued = (
+        Message.objects.filter(status=Status.QUEUED)
+        .order_by()
+        .values("gateway")
+        .annotate(n=Count("pk"), oldest=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now)))
+    )
+    for row in queued:
+        found.setdefault(row["gateway"], {}).update(
+            queued=row["n"], oldest_due_message=row["oldest"]
+        )
+    sending = (
+        Message.objects.filter(status=Status.SENDING)
+        .order_by()
+        .values("gateway")
+        .annotate(n=Count("pk"))
+    )
+    for row in sending:
+        found.setdefault(row["gateway"], {})["sending"] = row["n"]
+    reports = (
+        DeliveryReport.objects.filter(status=Status.SENT, next_poll_at__lte=now)
+        .order_by()
+        .values("gateway")
+        .annotate(oldest=Min("next_poll_at"))
+    )
+    for row in reports:
+        found.setdefault(row["gateway"], {})["oldest_due_report"] = row["oldest"]
+    return [Backlog(gateway, **values) for gateway, values in sorted(found.items())]

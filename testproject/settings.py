@@ -3,6 +3,8 @@
 ``DATABASE_URL`` switches the database (e.g. ``postgres://postgres@127.0.0.1:5432/test``),
 ``CELERY_BROKER_URL`` the broker (e.g. ``redis://127.0.0.1:6379/0``), ``REDIS_URL`` the cache.
 
+``DJANGO_DEBUG=1`` turns DEBUG on (it is off by default).
+
 Two more hooks let a test run Celery workers as processes of their own:
 ``SMSCLUB_JSON`` (a JSON object) replaces the ``SMSCLUB`` setting below, and
 ``CELERY_IMPORTS`` (comma-separated module names) are imported by every worker at start,
@@ -17,7 +19,10 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "testproject-insecure-key-for-development-only")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Off unless asked for (DJANGO_DEBUG=1): the debug page shows settings and the environment.
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+# Whatever DEBUG says, error reports cleanse SMSCLUB_JSON and every password and token.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "testproject.reporting.CredentialsFilter"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 
 INSTALLED_APPS = [

@@ -6,4 +6,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/sms/", include("django_smsclub.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Prometheus metrics (the [metrics] extra); behind your proxy's access control in production.
+    path("metrics", include("django_smsclub.metrics.urls")),
 ]

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ..exceptions import ConfigurationError, GatewayError
 from ..gateways import get_gateway
+from ..money import balance_currency
 
 logger = logging.getLogger("django_smsclub")
 
@@ -102,13 +103,17 @@ def _read_balance(name: str) -> BalanceInfo:
         info = BalanceInfo(name, error=str(exc), checked_at=timezone.now())
     except Exception as exc:
         # A defect in a gateway must not break the admin: show it as unavailable, and log it.
-        logger.exception("gateway %s: balance failed", name)
+        logger.exception(
+            "gateway %s: balance failed",
+            name,
+            extra={"gateway": name, "outcome": type(exc).__name__},
+        )
         info = BalanceInfo(name, error=type(exc).__name__, checked_at=timezone.now())
     else:
         info = BalanceInfo(
             name,
             amount=balance.amount,
-            currency=balance.currency or "",
+            currency=balance_currency(name, balance),
             credit=balance.credit,
             checked_at=timezone.now(),
         )

@@ -41,6 +41,15 @@ from .forms import CampaignForm
 _SHOWN_OUTCOMES = 5
 #: The fields of the form; they change only while the state allows ``Action.EDIT``.
 _EDITABLE = ["name", "sender", "text", "gateway", "send_at"]
+#: Help for people, in place of the models' help for developers ("A key of
+#: SMSCLUB['GATEWAYS']"): shown under the fields, editable or read-only.
+HELP_TEXTS = {
+    "gateway": _("The SMSClub account and interface it is sent through."),
+    "sender": _(
+        "The name recipients see as the sender, one SMSClub registered for the account; "
+        "empty means the account's usual one."
+    ),
+}
 
 
 class CampaignChangeList(ChangeList):
@@ -131,6 +140,12 @@ class CampaignAdmin(admin.ModelAdmin):
             )
         return fieldsets
 
+    def get_form(
+        self, request: HttpRequest, obj: Campaign | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Campaign]]:
+        kwargs.setdefault("help_texts", HELP_TEXTS)
+        return super().get_form(request, obj, change, **kwargs)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
         fields = list(self.readonly_fields)
         if obj is None:
@@ -220,6 +235,14 @@ class CampaignAdmin(admin.ModelAdmin):
             )
         else:
             context["smsclub_balances"] = visible_balances(request, gateway_names())
+        # Django's "Change %s" leaves the name in the nominative ("Змінити кампанія"): whole
+        # phrases, so each language inflects the name.
+        if add:
+            context["title"] = _("Add campaign")
+        elif self.has_change_permission(request, obj):
+            context["title"] = _("Change campaign")
+        else:
+            context["title"] = _("View campaign")
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changelist_view(
@@ -227,6 +250,12 @@ class CampaignAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = {**(extra_context or {})}
         extra_context["smsclub_balances"] = visible_balances(request, gateway_names())
+        extra_context.setdefault(
+            "title",
+            _("Select campaign to change")
+            if self.has_change_permission(request)
+            else _("Select campaign to view"),
+        )
         return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("state"), ordering="state")

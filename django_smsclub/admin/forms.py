@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import string
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Iterator
@@ -36,6 +35,8 @@ ENCODINGS = [
     ("cp1251", _("Windows-1251 (Excel in Ukrainian or Russian)")),
 ]
 _DELIMITERS = ",;\t"
+#: The longest line a CSV file may have, in bytes (its ending aside), as the API's.
+MAX_LINE_BYTES = 64 * 1024
 
 
 class RecipientRows(ABC):
@@ -133,8 +134,27 @@ class CsvRecipients(RecipientRows):
             # Leave the upload open: Django closes it, and the file is read twice.
             text.detach()
 
+    def _bounded_lines(self, text: TextIO) -> Iterator[str]:
+        """The lines of ``text``, each read only up to :data:`MAX_LINE_BYTES` (its ending
+        aside): a longer one, or a file with no line break, is refused, not held whole."""
+        encoding = "utf-8" if self.encoding.startswith("utf-8") else self.encoding
+        number = 0
+        while line := text.readline(MAX_LINE_BYTES + 2):
+            number += 1
+            if len(line.rstrip("\r\n").encode(encoding, "surrogatepass")) > MAX_LINE_BYTES:
+                raise ValidationError(
+                    _(
+                        "Line %(line)d of the file is longer than %(limit)d bytes; is it a "
+                        "CSV file?"
+                    ),
+                    code="long_line",
+                    params={"line": number, "limit": MAX_LINE_BYTES},
+                )
+            yield line
+
     def _read(self, text: TextIO) -> Iterator[tuple[int, Any]]:
-        header = text.readline()
+        lines = self._bounded_lines(text)
+        header = next(lines, "")
         if not header.strip():
             raise ValidationError(_("The file is empty."), code="empty")
         delimiter = max(_DELIMITERS, key=header.count)
@@ -162,7 +182,7 @@ class CsvRecipients(RecipientRows):
                 code="no_column",
                 params={"names": ", ".join(f"{{{name}}}" for name in missing)},
             )
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(lines, delimiter=delimiter)
         for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
@@ -174,14 +194,8 @@ class CsvRecipients(RecipientRows):
 def placeholder_names(text: str) -> list[str]:
     """The ``{names}`` of a campaign text, in order; none when the text is not a template
     (the campaign's own checks say why)."""
-    try:
-        return list(
-            dict.fromkeys(
-                name for _, name, _, _ in string.Formatter().parse(text) if name is not None
-            )
-        )
-    except ValueError:
-        return []
+    names, _problem = services.placeholders(text)
+    return names
 
 
 def gateway_choices(current: str = "") -> list[tuple[str, str]]:

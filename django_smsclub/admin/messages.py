@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -24,6 +26,10 @@ from ..exceptions import InvalidMessage
 from ..models import PENDING_STATUSES, DeliveryReport, Message, MessageQuerySet
 from ..status import Status
 from .filters import CampaignFilter, GatewayFilter
+
+#: Messages of unknown fate one confirmation resends at most; and lists by number.
+RESEND_UNKNOWN_LIMIT = 1000
+RESEND_UNKNOWN_SHOWN = 20
 
 
 class DeliveryReportInline(admin.TabularInline):
@@ -66,7 +72,7 @@ class MessageAdmin(admin.ModelAdmin):
     raw_id_fields = ("campaign", "retry_of", "created_by")
     show_full_result_count = False
     inlines = [DeliveryReportInline]
-    actions = ["resend_selected", "cancel_selected"]
+    actions = ["resend_selected", "resend_unknown_selected", "cancel_selected"]
     fieldsets = [
         (
             None,
@@ -196,6 +202,82 @@ class MessageAdmin(admin.ModelAdmin):
         for reason, count in left.items():
             if count:
                 self.message_user(request, _left_alone(reason, count), messages.WARNING)
+        if left["unknown"] and self.has_resend_unknown_permission(request):
+            self.message_user(
+                request,
+                _(
+                    "If you accept that they may arrive twice, choose “Resend the selected "
+                    "messages of unknown fate”."
+                ),
+                messages.INFO,
+            )
+
+    @admin.action(
+        description=_("Resend the selected messages of unknown fate (they may arrive twice)"),
+        permissions=["resend_unknown"],
+    )
+    def resend_unknown_selected(
+        self, request: HttpRequest, queryset: MessageQuerySet
+    ) -> TemplateResponse | None:
+        """The explicit "I accept a possible duplicate" step: a confirmation page, then
+        :func:`~django_smsclub.services.resend_messages` with ``include_unknown``, logged with
+        the user."""
+        unknown = queryset.filter(status=Status.UNKNOWN).order_by("pk")
+        count = unknown.count()
+        if not count:
+            self.message_user(
+                request,
+                _("None of the selected messages is of unknown fate; nothing was resent."),
+                messages.WARNING,
+            )
+            return None
+        if count > RESEND_UNKNOWN_LIMIT:
+            self.message_user(
+                request,
+                _(
+                    "%(count)d messages of unknown fate are selected; resend at most %(limit)d "
+                    "at a time, each looked at."
+                )
+                % {"count": count, "limit": RESEND_UNKNOWN_LIMIT},
+                messages.ERROR,
+            )
+            return None
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Resend messages of unknown fate"),
+                "opts": self.opts,
+                "media": self.media,
+                "messages_count": count,
+                "shown": unknown.select_related(None).only("pk", "recipient", "error")[
+                    :RESEND_UNKNOWN_SHOWN
+                ],
+                "more": max(count - RESEND_UNKNOWN_SHOWN, 0),
+                "pks": list(unknown.values_list("pk", flat=True)),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/django_smsclub/message/resend_unknown_confirmation.html", context
+            )
+        resent = services.resend_messages(unknown, include_unknown=True, by=request.user)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d message of unknown fate is resent as a new message; it may arrive "
+                "twice.",
+                "%(count)d messages of unknown fate are resent as new messages; they may "
+                "arrive twice.",
+                resent,
+            )
+            % {"count": resent},
+            messages.SUCCESS if resent else messages.WARNING,
+        )
+        if count > resent:
+            self.message_user(request, _left_alone("already", count - resent), messages.WARNING)
+        return None
+
+    def has_resend_unknown_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(services.RESEND_UNKNOWN_PERMISSION))
 
     @admin.action(description=_("Cancel the selected queued messages"), permissions=["change"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:

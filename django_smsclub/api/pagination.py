@@ -6,12 +6,15 @@ size that is no whole number, a page that is no page number.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.request import Request
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 
@@ -55,10 +58,33 @@ class StrictPaging:
 
 
 class MessagePagination(StrictPaging, CursorPagination):
+    """Messages newest first, at most ``page_size`` of them and at most
+    :attr:`max_page_bytes` of JSON: a page of messages with large metadata holds fewer, and
+    its ``next`` link goes on from the last one it holds."""
+
     # By primary key: unique and indexed; a whole batch shares its created_at.
     ordering = "-id"
     page_size = 50
     max_page_size = 500
+    #: Bytes of JSON the results of one page take at most (one message always goes in).
+    max_page_bytes = 1024 * 1024
+
+    def serialize_page(self, page: Sequence[Any], serialize: Callable[[Any], Any]) -> list[Any]:
+        """The results of ``page`` (as :meth:`paginate_queryset` returned it), each made by
+        ``serialize``, up to :attr:`max_page_bytes`; the page is cut where they stop, so
+        ``next`` goes on from there."""
+        results: list[Any] = []
+        size = 0
+        for count, item in enumerate(page):
+            data = serialize(item)
+            size += len(json.dumps(data, cls=JSONEncoder, ensure_ascii=False).encode())
+            if count and size > self.max_page_bytes:
+                self.page = list(page[:count])
+                if not self.has_next:
+                    self.has_next, self.next_position = True, None
+                break
+            results.append(data)
+        return results
 
 
 class CampaignPagination(StrictPaging, PageNumberPagination):

@@ -6,11 +6,15 @@ Each problem line names its bad value; its opening words say which input it is a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.settings import api_settings
+
+from .. import conf
+from ..exceptions import ConfigurationError
 
 
 class Conflict(APIException):
@@ -18,6 +22,10 @@ class Conflict(APIException):
     default_detail = "The campaign cannot do that in its present state."
     default_code = "conflict"
 
+
+#: What a settings error adds for the developer and a client must not read: the names of every
+#: configured gateway.
+_CONFIGURED = re.compile(r" \(configured: .*\)$", re.DOTALL)
 
 # (opening words, field); the first match wins, so the longer openings come first.
 _OPENINGS: list[tuple[str, str]] = [
@@ -36,8 +44,34 @@ _OPENINGS: list[tuple[str, str]] = [
     ("send_at", "send_at"),
     ("metadata", "metadata"),
     ("statuses", "statuses"),
+    ("idempotency_key", "idempotency_key"),
     ("row ", "recipients"),
+    ("recipients", "recipients"),
 ]
+
+
+def unknown_gateway(name: object) -> str:
+    """What a client is told about a gateway name the settings do not have: that it is
+    unknown, not which ones are known."""
+    return f"gateway {str(name)!r:.80} is unknown"
+
+
+def known_gateway(value: str) -> str:
+    """``value`` if it names a configured gateway (or is empty: the default one); else a
+    field error saying it is unknown."""
+    try:
+        known = value == "" or value in conf.gateway_names()
+    except ConfigurationError:
+        known = False
+    if not known:
+        raise ValidationError(unknown_gateway(value))
+    return value
+
+
+def for_clients(problem: str) -> str:
+    """A services problem line as an API client may read it: without the list of configured
+    gateways a settings error gives the developer."""
+    return _CONFIGURED.sub("", problem)
 
 
 def problems_by_field(
@@ -55,5 +89,5 @@ def problems_by_field(
             (name for opening, name in _OPENINGS if problem.startswith(opening)),
             api_settings.NON_FIELD_ERRORS_KEY,
         )
-        grouped.setdefault(rename.get(field, field), []).append(problem)
+        grouped.setdefault(rename.get(field, field), []).append(for_clients(problem))
     return grouped

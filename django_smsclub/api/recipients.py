@@ -112,7 +112,8 @@ class CsvRecipients:
             yield line.removeprefix("\ufeff") if number == 1 else line
 
     def _raw_lines(self) -> Iterator[bytes]:
-        """The file's lines with their endings (\\n, \\r\\n or \\r), chunk by chunk.
+        """The file's lines with their endings (\\n, \\r\\n or \\r), chunk by chunk, each at
+        most :data:`MAX_LINE_BYTES` long (its ending aside).
 
         Not ``File.__iter__``: it would hold a file without line breaks in memory whole.
         """
@@ -122,11 +123,15 @@ class CsvRecipients:
             lines = (pending + chunk).splitlines(keepends=True)
             # The last piece may go on in the next chunk, or be a \r whose \n starts it.
             pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-            count += len(lines)
-            yield from lines
-            if len(pending) > MAX_LINE_BYTES:
-                raise BadUpload(
-                    f"line {count + 1} is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?"
-                )
+            for line in lines:
+                count += 1
+                _check_length(line, count)
+                yield line
+            _check_length(pending, count + 1)
         if pending:
             yield pending
+
+
+def _check_length(line: bytes, number: int) -> None:
+    if len(line.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+        raise BadUpload(f"line {number} is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?")

@@ -18,6 +18,7 @@ from ..exceptions import ConfigurationError
 from ..gateways import Gateway, get_gateway
 from ..models import Campaign, DeliveryReport, Message
 from ..services import Action
+from ..services.validation import check_metadata
 from ..status import Status
 from .fields import (
     MAX_RECIPIENTS_PER_REQUEST,
@@ -28,7 +29,7 @@ from .fields import (
     UtcDateTimeField,
     shown,
 )
-from .problems import problems_by_field
+from .problems import known_gateway, problems_by_field, unknown_gateway
 from .recipients import ENCODINGS
 
 #: Refused rows listed in a response; the rest are counted.
@@ -90,6 +91,9 @@ class SendOptionsSerializer(NamesBadValues, serializers.Serializer):
         required=False, help_text="Your own JSON values, kept with every message."
     )
 
+    def validate_gateway(self, value: str) -> str:
+        return known_gateway(value)
+
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
         where = _nul_in(value, "metadata")
         if where:
@@ -97,6 +101,10 @@ class SendOptionsSerializer(NamesBadValues, serializers.Serializer):
             raise ValidationError(
                 f"{where} holds a NUL character (\\u0000), which cannot be stored"
             )
+        # The services' rule (size above all): copied into every message, so bounded.
+        value, problems = check_metadata(value)
+        if problems:
+            raise ValidationError(problems)
         return value
 
 
@@ -150,8 +158,8 @@ class MessageCreateSerializer(SendOptionsSerializer):
         gateway: Gateway | None = None
         try:
             gateway = get_gateway(attrs.get("gateway") or None)
-        except ConfigurationError as exc:
-            raise ValidationError({"gateway": [str(exc)]}) from None
+        except ConfigurationError:
+            raise ValidationError({"gateway": [unknown_gateway(attrs.get("gateway"))]}) from None
         errors: dict[int, dict[str, list[str]]] = {}
         for index, item in enumerate(attrs["items"]):
             problems = {
@@ -252,6 +260,9 @@ class CampaignSerializer(NamesBadValues, ApiModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["state", "created_by", "created_at", "updated_at"]
+
+    def validate_gateway(self, value: str) -> str:
+        return known_gateway(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         campaign = self.instance

@@ -41,7 +41,7 @@ from .fields import MAX_ID
 from .filters import BalanceQuerySerializer, CampaignFilter, MessageFilter
 from .pagination import CampaignPagination, MessagePagination
 from .permissions import CanViewBalance, ModelPermissions, SmsClubThrottle
-from .problems import Conflict, problems_by_field
+from .problems import Conflict, for_clients, problems_by_field, unknown_gateway
 from .recipients import CsvRecipients
 from .serializers import (
     MAX_REFUSED_LISTED,
@@ -139,7 +139,10 @@ class MessageViewSet(
         filters = MessageFilter(data=request.query_params)
         filters.is_valid(raise_exception=True)
         page = self.paginate_queryset(filters.filter(self.get_queryset()))
-        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+        if page is None or not isinstance(self.paginator, MessagePagination):
+            return Response(MessageSerializer(page, many=True).data)
+        results = self.paginator.serialize_page(page, lambda m: MessageSerializer(m).data)
+        return self.get_paginated_response(results)
 
     @extend_schema(
         summary="Send a text to one or more numbers, or personal texts",
@@ -274,7 +277,11 @@ class CampaignViewSet(OwnedObjects, viewsets.ModelViewSet):
         except BadUpload as exc:
             raise ValidationError({"file": [str(exc)]}) from None
         except InvalidMessage as exc:
-            problems = [upload.with_lines(p) for p in exc.problems] if upload else exc.problems
+            rows = [p for p in exc.problems if p.startswith("row ")]
+            if len(rows) < len(exc.problems):
+                # The campaign itself, read under its lock: an edit made it unsendable.
+                _check_sendable(campaign, exc.problems)
+            problems = [upload.with_lines(p) for p in rows] if upload else rows
             raise ValidationError({field: problems}) from None
         refused = [
             {
@@ -376,11 +383,11 @@ class BalanceView(SmsClubView, APIView):
             name = name or conf.default_gateway_name()
             known = conf.gateway_names()
         except ConfigurationError as exc:
-            return _gateway_unavailable(name, exc, f"SMSCLUB is misconfigured: {exc}")
-        if name not in known:
-            raise ValidationError(
-                {"gateway": [f"{name!r} is not a gateway of SMSCLUB['GATEWAYS'] ({known})"]}
+            return _gateway_unavailable(
+                name, exc, f"SMSCLUB is misconfigured: {for_clients(str(exc))}"
             )
+        if name not in known:
+            raise ValidationError({"gateway": [unknown_gateway(name)]})
         try:
             gateway = get_gateway(name)
         except ConfigurationError as exc:
@@ -401,12 +408,12 @@ class BalanceView(SmsClubView, APIView):
         return Response(BalanceSerializer(body).data)
 
 
-def _check_sendable(campaign: Campaign) -> None:
-    problems = services.campaign_problems(campaign)
+def _check_sendable(campaign: Campaign, problems: list[str] | None = None) -> None:
+    """409 when ``campaign`` cannot be sent as it stands (its ``problems``, if known)."""
+    problems = services.campaign_problems(campaign) if problems is None else problems
     if problems:
-        raise Conflict(
-            f"campaign {campaign.name!r} cannot be sent as it stands: {'; '.join(problems)}"
-        )
+        shown = "; ".join(for_clients(problem) for problem in problems)
+        raise Conflict(f"campaign {campaign.name!r} cannot be sent as it stands: {shown}")
 
 
 def _gateway_unavailable(name: str, exc: Exception, detail: str) -> Response:

@@ -14,6 +14,7 @@ public face; callers import them from here.
 
 from .campaigns import (
     ALLOWED_ACTIONS,
+    RESEND_UNKNOWN_PERMISSION,
     RETRY_STATUSES,
     Action,
     RecipientsResult,
@@ -30,13 +31,16 @@ from .campaigns import (
 )
 from .pipeline import (
     claim_batch,
+    hold_claims,
     record_outcomes,
     release_claims,
+    renew_claims,
     send_claimed,
     send_due,
     sweep_stale_claims,
 )
 from .sending import enqueue_send, send_personalized, send_sms
+from .templates import placeholders
 from .tracking import (
     WINDOW_CLOSED,
     apply_states,
@@ -44,6 +48,7 @@ from .tracking import (
     fetch_states,
     poll_due,
     poll_now,
+    request_poll,
 )
 from .transitions import Transition, cancel_messages
 from .validation import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -51,6 +56,7 @@ from .validation import IDEMPOTENCY_KEY_MAX_LENGTH
 __all__ = [
     "ALLOWED_ACTIONS",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "RESEND_UNKNOWN_PERMISSION",
     "RETRY_STATUSES",
     "WINDOW_CLOSED",
     "Action",
@@ -67,11 +73,15 @@ __all__ = [
     "claim_due_reports",
     "enqueue_send",
     "fetch_states",
+    "hold_claims",
+    "placeholders",
     "poll_due",
     "poll_now",
     "record_outcomes",
     "refresh_campaigns",
     "release_claims",
+    "renew_claims",
+    "request_poll",
     "require",
     "resend_messages",
     "retry_failed",

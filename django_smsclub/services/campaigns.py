@@ -6,6 +6,7 @@ services, the admin and the REST API all read it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +15,7 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
@@ -24,10 +26,15 @@ from ..gateways import get_gateway
 from ..models import PENDING_STATUSES, Campaign, Message
 from ..status import Status
 from .rows import drop_repeats, insert_messages, with_row_locks
-from .sending import enqueue_send
+from .sending import enqueue_send, priority_problems
 from .templates import CampaignTemplate, placeholders
 from .transitions import UPDATE_CHUNK, cancel_messages
 from .validation import sender_problems, text_problem_for
+
+logger = logging.getLogger("django_smsclub")
+
+#: The permission of the explicit "resend messages of unknown fate" step (migration 0003).
+RESEND_UNKNOWN_PERMISSION = "django_smsclub.resend_unknown"
 
 
 class Action(StrEnum):
@@ -79,6 +86,7 @@ class RefusedRow:
     """A recipient row :meth:`Campaign.add_recipients` did not add, and why."""
 
     row: int
+    #: The number as given (a string, at most 80 characters).
     value: str
     reason: str
 
@@ -100,6 +108,7 @@ def campaign_problems(campaign: Campaign) -> list[str]:
     except ConfigurationError as exc:
         return [str(exc)]
     problems.extend(sender_problems(campaign.sender or gateway.default_sender, gateway))
+    problems.extend(priority_problems(campaign.priority))
     names, template_problem = placeholders(campaign.text)
     if template_problem:
         problems.append(template_problem)
@@ -129,14 +138,15 @@ def add_recipients(
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size!r}")
     if campaign.pk is None:
         raise CampaignStateError(f"campaign {campaign.name!r} must be saved before recipients")
-    problems = campaign_problems(campaign)
-    if problems:
-        raise InvalidMessage(problems)
-    gateway = get_gateway(campaign.gateway or None)
-    template = CampaignTemplate(campaign, gateway)
     result = RecipientsResult()
     with transaction.atomic():
-        lock_campaign(campaign, Action.ADD_RECIPIENTS)
+        # Locked, then read: the text, sender and gateway the messages are made from are the
+        # campaign's as they are now; an edit made meanwhile went in first, or waits.
+        locked = lock_campaign(campaign, Action.ADD_RECIPIENTS)
+        problems = campaign_problems(locked)
+        if problems:
+            raise InvalidMessage(problems)
+        template = CampaignTemplate(locked, get_gateway(locked.gateway or None))
         # Every message this call stores gets a greater ID than any there is now (IDs come from
         # the table's sequence), and no one else adds to the locked campaign meanwhile.
         using = router.db_for_write(Message)
@@ -152,7 +162,7 @@ def add_recipients(
         if result.refused and not skip_invalid:
             raise InvalidMessage([f"row {r.row}: {r.reason}" for r in result.refused])
         if result.added:
-            repeats = drop_repeats(campaign, before)
+            repeats = drop_repeats(locked, before)
             result.added -= repeats
             result.duplicates += repeats
     return result
@@ -166,7 +176,7 @@ def start_campaign(campaign: Campaign) -> None:
         when = locked.send_at or now
         held = Message.objects.filter(campaign=locked, status=Status.QUEUED, next_attempt_at=None)
         per_gateway = dict(held.order_by().values_list("gateway").annotate(n=Count("pk")))
-        if not held.update(next_attempt_at=when):
+        if not held.update(next_attempt_at=when, priority=locked.priority):
             raise CampaignStateError(f"campaign {locked.name!r} has no recipients to send to")
         state = Campaign.State.SCHEDULED if when > now else Campaign.State.RUNNING
         Campaign.objects.filter(pk=locked.pk).update(state=state, updated_at=now)
@@ -215,7 +225,9 @@ def retry_failed(campaign: Campaign, statuses: Iterable[str] | None = None) -> i
     return created
 
 
-def resend_messages(messages: QuerySet[Message]) -> int:
+def resend_messages(
+    messages: QuerySet[Message], *, include_unknown: bool = False, by: Any = None
+) -> int:
     """Queue a new message for each of ``messages`` that surely was not delivered; return how
     many.
 
@@ -224,12 +236,36 @@ def resend_messages(messages: QuerySet[Message]) -> int:
     message is sent anew once (a failed copy can be resent in turn). The others are left
     alone: on their way, delivered, cancelled, unknown, or resent before. A copy joins its
     original's campaign, which runs again if it was done.
+
+    ``include_unknown=True`` is the explicit "I accept a possible duplicate" step: the
+    ``unknown`` ones are resent too, though each may arrive twice. Only a user ``by`` with the
+    :data:`RESEND_UNKNOWN_PERMISSION` may take it (``PermissionDenied`` otherwise); the copies
+    of unknown messages are created by ``by``, and the resend is logged (logger
+    ``django_smsclub``, warning) with the user and the message IDs.
     """
-    chosen = Message.objects.filter(
-        pk__in=messages.order_by().values("pk"), status__in=RETRY_STATUSES
-    )
+    statuses = set(RETRY_STATUSES)
+    if include_unknown:
+        if by is None or not by.has_perm(RESEND_UNKNOWN_PERMISSION):
+            raise PermissionDenied(
+                f"resending messages of unknown fate may send them twice; it needs the "
+                f"{RESEND_UNKNOWN_PERMISSION!r} permission, which {by or 'nobody'} does not have"
+            )
+        statuses.add(Status.UNKNOWN)
+    chosen = Message.objects.filter(pk__in=messages.order_by().values("pk"), status__in=statuses)
+    unknown: list[tuple[int, int]] = []
     with transaction.atomic():
-        return _send_anew(chosen, timezone.now())
+        created = _send_anew(chosen, timezone.now(), accepted_by=by, unknown=unknown)
+    for start in range(0, len(unknown), UPDATE_CHUNK):
+        pairs = unknown[start : start + UPDATE_CHUNK]
+        logger.warning(
+            "%s (user #%s) resent %d message(s) of unknown fate, accepting that they may "
+            "arrive twice: %s",
+            by,
+            getattr(by, "pk", None),
+            len(pairs),
+            ", ".join(f"#{old} as #{new}" for old, new in pairs),
+        )
+    return created
 
 
 def refresh_campaigns(*, now: datetime | None = None) -> int:
@@ -248,7 +284,13 @@ def refresh_campaigns(*, now: datetime | None = None) -> int:
     return started + finished
 
 
-def _send_anew(originals: QuerySet[Message], now: datetime) -> int:
+def _send_anew(
+    originals: QuerySet[Message],
+    now: datetime,
+    *,
+    accepted_by: Any = None,
+    unknown: list[tuple[int, int]] | None = None,
+) -> int:
     """Queue a copy, due ``now``, of each of ``originals`` not sent anew before; return how
     many. Call it inside a transaction.
 
@@ -257,6 +299,9 @@ def _send_anew(originals: QuerySet[Message], now: datetime) -> int:
     unique). The originals are locked a chunk at a time, then read again for a copy: two
     callers racing for one message make one copy. The sends are enqueued after commit, and a
     done campaign that got copies runs again.
+
+    The copy of an ``unknown`` original is created by ``accepted_by`` (who accepted that it may
+    arrive twice), and (original ID, copy ID) goes to ``unknown``.
     """
     created = 0
     gateway_names: set[str] = set()
@@ -271,7 +316,7 @@ def _send_anew(originals: QuerySet[Message], now: datetime) -> int:
         last_pk = chunk[-1]
         # A new statement, after the locks: it sees the copies a racing caller committed.
         batch = list(Message.objects.filter(not_copied, pk__in=chunk).order_by("pk"))
-        Message.objects.bulk_create(
+        copies = Message.objects.bulk_create(
             Message(
                 campaign_id=old.campaign_id,
                 recipient=old.recipient,
@@ -280,14 +325,25 @@ def _send_anew(originals: QuerySet[Message], now: datetime) -> int:
                 gateway=old.gateway,
                 parts=old.parts,
                 metadata=old.metadata,
-                created_by_id=old.created_by_id,
+                created_by_id=(
+                    accepted_by.pk
+                    if accepted_by is not None and old.status == Status.UNKNOWN
+                    else old.created_by_id
+                ),
                 retry_of=old,
+                priority=old.priority,
                 next_attempt_at=now,
                 created_at=now,
             )
             for old in batch
         )
         created += len(batch)
+        if unknown is not None:
+            unknown.extend(
+                (old.pk, copy.pk)
+                for old, copy in zip(batch, copies, strict=True)
+                if old.status == Status.UNKNOWN
+            )
         gateway_names.update(old.gateway for old in batch)
         campaigns.update(old.campaign_id for old in batch if old.campaign_id is not None)
     if campaigns:
@@ -302,7 +358,12 @@ def _send_anew(originals: QuerySet[Message], now: datetime) -> int:
 def lock_campaign(campaign: Campaign, action: Action | None) -> Campaign:
     """``campaign`` read anew with its row locked until the transaction ends; its state must
     allow ``action`` (any state when None)."""
-    locked = with_row_locks(Campaign.objects.filter(pk=campaign.pk)).get()
+    try:
+        locked = with_row_locks(Campaign.objects.filter(pk=campaign.pk)).get()
+    except Campaign.DoesNotExist:
+        raise CampaignStateError(
+            f"campaign {campaign.name!r} (#{campaign.pk}) no longer exists: it was deleted"
+        ) from None
     if action is not None:
         require(locked, action)
     return locked
@@ -329,7 +390,7 @@ def _store_recipients(
         for row_number, row in chunk:
             values, reason = template.message(row)
             if reason is not None:
-                result.refused.append(RefusedRow(row_number, f"{row!r:.80}", reason))
+                result.refused.append(RefusedRow(row_number, _given_number(row), reason))
             elif values is not None and (skip_invalid or not result.refused):
                 # The number is the first of template.fields.
                 if values[0] in present:
@@ -340,3 +401,11 @@ def _store_recipients(
                     yield values
 
     insert_messages(template.fields, storable(), template.common)
+
+
+def _given_number(row: Any) -> str:
+    """The number of a recipient row as it was given, cut to 80 characters: what a refused
+    row is shown by (its reason says what is wrong)."""
+    raw = row[0] if isinstance(row, tuple | list) and len(row) == 2 else row
+    text = raw if isinstance(raw, str) else repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."

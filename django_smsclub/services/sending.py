@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .. import selectors, signals
 from ..exceptions import InvalidMessage
-from ..models import Message
+from ..models import PRIORITY_MAX, PRIORITY_MESSAGE, Message
 from ..phones import normalize_or_problem, split_valid
 from ..text import count_parts
 from .validation import Options, as_list, check_options, text_problem_for
@@ -36,6 +36,7 @@ def send_sms(
     idempotency_key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     created_by: Any = None,
+    priority: int = PRIORITY_MESSAGE,
 ) -> list[Message]:
     """Queue ``text`` to every number of ``to`` (one number or an iterable of them).
 
@@ -44,11 +45,15 @@ def send_sms(
     spelling) gets one message. The send is enqueued when the transaction commits, for
     ``send_at`` if given.
 
+    ``priority``: lower is claimed first (0, the default, before campaigns' 100), from 0 to
+    32767.
+
     ``idempotency_key``: the i-th message of a call is stored with the key ``f"{key}:{i}"``
     (unique in the database); a later call with the same key returns the messages of the first
     and sends nothing new, even when both calls race.
     """
     options, problems = check_options(gateway, sender, send_at, idempotency_key, metadata)
+    problems += priority_problems(priority)
     numbers = as_list(to, problems)
     valid, number_problems = split_valid(numbers)
     problems += number_problems
@@ -60,7 +65,7 @@ def send_sms(
     if problems:
         raise InvalidMessage(problems)
     rows = [(number, text) for number in dict.fromkeys(valid)]
-    return _queue(rows, options, created_by)
+    return _queue(rows, options, created_by, priority)
 
 
 def send_personalized(
@@ -72,12 +77,14 @@ def send_personalized(
     idempotency_key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     created_by: Any = None,
+    priority: int = PRIORITY_MESSAGE,
 ) -> list[Message]:
     """Queue a personal text to each number: ``items`` are (number, text) pairs.
 
     Checked, stored, enqueued and keyed like :func:`send_sms`; every pair is a message.
     """
     options, problems = check_options(gateway, sender, send_at, idempotency_key, metadata)
+    problems += priority_problems(priority)
     pairs = as_list(items, problems)
     if not pairs:
         problems.append("no recipient: 'items' is empty")
@@ -99,7 +106,7 @@ def send_personalized(
         rows.append((number, message_text))
     if problems:
         raise InvalidMessage(list(dict.fromkeys(problems)))
-    return _queue(rows, options, created_by)
+    return _queue(rows, options, created_by, priority)
 
 
 def enqueue_send(gateway_name: str, when: datetime | None = None, *, tasks_count: int = 1) -> None:
@@ -127,7 +134,18 @@ def enqueue_send(gateway_name: str, when: datetime | None = None, *, tasks_count
             )
 
 
-def _queue(rows: list[tuple[str, str]], options: Options, created_by: Any) -> list[Message]:
+def priority_problems(priority: object) -> list[str]:
+    """What is wrong with a message's ``priority`` (an int from 0 to PRIORITY_MAX)."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        return [f"priority must be a whole number, not {priority!r:.40}"]
+    if not 0 <= priority <= PRIORITY_MAX:
+        return [f"priority {priority} must be from 0 to {PRIORITY_MAX}"]
+    return []
+
+
+def _queue(
+    rows: list[tuple[str, str]], options: Options, created_by: Any, priority: int
+) -> list[Message]:
     """Store validated rows as queued messages and enqueue their send after commit."""
     now = timezone.now()
     due = options.send_at or now
@@ -146,6 +164,7 @@ def _queue(rows: list[tuple[str, str]], options: Options, created_by: Any) -> li
             gateway=gateway_name,
             parts=count_parts(body),
             next_attempt_at=due,
+            priority=priority,
             idempotency_key=message_key,
             metadata=dict(options.metadata),
             created_by=created_by,

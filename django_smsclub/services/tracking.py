@@ -4,18 +4,20 @@ poll or an SMPP receipt) and move each message to the aggregate of its parts."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Q, Subquery, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
 
-from .. import conf, ratelimit
+from .. import conf, ratelimit, selectors, signals
 from ..exceptions import GatewayError
 from ..gateways import Gateway, get_gateway
 from ..models import RAW_STATUS_MAX_LENGTH, DeliveryReport, Message
@@ -28,6 +30,8 @@ logger = logging.getLogger("django_smsclub")
 
 #: The error of a message whose parts had no final report when the tracking window closed.
 WINDOW_CLOSED = "no final delivery report before the provider's tracking window closed"
+
+POLL_KEY_PREFIX = "django_smsclub:poll"
 
 
 def poll_due(
@@ -42,6 +46,46 @@ def poll_due(
 
     A report still pending when the tracking window closes becomes ``unknown`` without a poll.
     """
+    polled = _poll_rounds(gateway_name, batch_size, time_budget, now)
+    upcoming = selectors.next_poll_at(gateway_name)
+    if upcoming is not None:
+        request_poll(gateway_name, upcoming)
+    return polled
+
+
+def request_poll(gateway_name: str, when: datetime) -> None:
+    """Ask a worker to poll ``gateway_name``'s reports at ``when`` (rounded up to a second),
+    through :data:`~django_smsclub.signals.poll_requested`.
+
+    One request per gateway and second: the cache keeps which seconds are asked for already
+    (a cache that fails asks again, which is harmless). Without a broker, the periodic
+    ``poll_reports`` finds the reports.
+    """
+    at = math.ceil(when.timestamp())
+    ttl = max(at - time.time(), 0) + 60
+    try:
+        first = caches["default"].add(f"{POLL_KEY_PREFIX}:{gateway_name}:{at}", 1, timeout=ttl)
+    except Exception:
+        first = True
+    if not first:
+        return
+    moment = datetime.fromtimestamp(at, tz=UTC)
+    for _, result in signals.poll_requested.send_robust(
+        sender=Message, gateway=gateway_name, when=moment
+    ):
+        if isinstance(result, Exception):
+            logger.warning(
+                "could not schedule a poll of gateway %s (%s: %s); the periodic poll_reports "
+                "task will poll its reports",
+                gateway_name,
+                type(result).__name__,
+                result,
+            )
+
+
+def _poll_rounds(
+    gateway_name: str, batch_size: int | None, time_budget: float | None, now: datetime | None
+) -> int:
     gateway = get_gateway(gateway_name)
     limit = batch_size or conf.poll_batch_size()
     deadline = None if time_budget is None else time.monotonic() + time_budget
@@ -207,8 +251,10 @@ def _settle_reports(
         }
         settled = {pk: status for pk, status in settled.items() if status != Status.SENT}
         errors = {pk: WINDOW_CLOSED if s == Status.UNKNOWN else "" for pk, s in settled.items()}
+        # A message corrected from unknown keeps the time it was first final.
+        finished = {pk: owners[pk].finished_at or now for pk in settled}
         transitions = move_messages(
-            [owners[pk] for pk in settled], settled, error=errors, finished_at=now
+            [owners[pk] for pk in settled], settled, error=errors, finished_at=finished
         )
         notify(transitions)
     return transitions

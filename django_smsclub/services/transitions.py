@@ -41,6 +41,8 @@ class Transition:
     message: Message
     old_status: str
     new_status: str
+    #: The message was final before (a corrected ``unknown``): not signalled finished again.
+    finished_before: bool = False
 
 
 def move_messages(
@@ -82,9 +84,10 @@ def move_messages(
                 )
                 continue
             for message in chunk:
+                finished_before = message.finished_at is not None
                 for name, value in resolved[message.pk].items():
                     setattr(message, name, value)
-                transitions.append(Transition(message, old_status, message.status))
+                transitions.append(Transition(message, old_status, message.status, finished_before))
     return transitions
 
 
@@ -147,4 +150,9 @@ def _updates(
 
 def _send_signals(transitions: list[Transition]) -> None:
     for transition in transitions:
-        signals.notify(transition.message, transition.old_status, transition.new_status)
+        signals.notify(
+            transition.message,
+            transition.old_status,
+            transition.new_status,
+            finished_before=transition.finished_before,
+        )

@@ -3,7 +3,6 @@ time, idempotency key, metadata, text."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from .. import conf
 from ..exceptions import ConfigurationError
 from ..gateways import Gateway, get_gateway
 from ..text import sender_problem, text_problem
@@ -63,28 +63,46 @@ def check_options(
             f"idempotency_key {idempotency_key!r:.60} must be a non-empty string of at most "
             f"{IDEMPOTENCY_KEY_MAX_LENGTH} characters"
         )
-    if metadata is None:
-        metadata = {}
-    elif not isinstance(metadata, Mapping):
-        problems.append(f"metadata must be a dict, not {type(metadata).__name__}")
-        metadata = {}
-    else:
-        try:
-            encoded = json.dumps(metadata, cls=DjangoJSONEncoder)
-        except (TypeError, ValueError) as exc:
-            problems.append(f"metadata cannot be stored as JSON: {exc}")
-        else:
-            # PostgreSQL's jsonb cannot hold a NUL character, escaped or not.
-            if _JSON_NUL.search(encoded):
-                problems.append("metadata cannot hold a NUL character (\\u0000)")
+    metadata, metadata_problems = check_metadata(metadata)
+    problems.extend(metadata_problems)
     options = Options(
         gateway=gateway,
         sender=sender or "",
         send_at=send_at,
         idempotency_key=idempotency_key,
-        metadata=dict(metadata),
+        metadata=metadata,
     )
     return options, problems
+
+
+def check_metadata(metadata: object) -> tuple[dict[str, Any], list[str]]:
+    """``metadata`` as a message stores it, and what is wrong with it: not a dict, not JSON,
+    a NUL character, or more than ``SMSCLUB['METADATA_MAX_BYTES']`` (4 KiB by default) as
+    JSON in UTF-8. Every message of a send carries a copy, so the size is bounded here, and
+    the JSON is written only up to one byte past the limit, whatever ``metadata`` holds."""
+    if metadata is None:
+        return {}, []
+    if not isinstance(metadata, Mapping):
+        return {}, [f"metadata must be a dict, not {type(metadata).__name__}"]
+    limit = conf.metadata_max_bytes()
+    encoder = DjangoJSONEncoder(ensure_ascii=False)
+    pieces: list[str] = []
+    size = 0
+    try:
+        for piece in encoder.iterencode(metadata):
+            pieces.append(piece)
+            size += len(piece.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                return {}, [
+                    f"metadata is over {limit} bytes as JSON; a message carries at most "
+                    f"{limit} (SMSCLUB['METADATA_MAX_BYTES'])"
+                ]
+    except (TypeError, ValueError, RecursionError) as exc:
+        return {}, [f"metadata cannot be stored as JSON: {exc!s:.200}"]
+    # PostgreSQL's jsonb cannot hold a NUL character, escaped or not.
+    if _JSON_NUL.search("".join(pieces)):
+        return {}, ["metadata cannot hold a NUL character (\\u0000)"]
+    return dict(metadata), []
 
 
 def as_list(given: Any, problems: list[str]) -> list[Any]:

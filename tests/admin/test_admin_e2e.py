@@ -199,7 +199,8 @@ def test_a_person_builds_previews_starts_and_watches_a_campaign(
     cache.clear()  # a minute later: the cached balance is gone, the next page asks again
     page.reload()
     page.wait_for_selector(".smsclub-chart svg")
-    assert page.text_content(".smsclub-head-balance strong") == "982.00"  # 36 parts at 0.50
+    # 36 parts at 0.50; the XML gateway's reply names no currency: the account's is shown.
+    assert page.text_content(".smsclub-head-balance strong") == "982.00 UAH"
     assert page.text_content(".smsclub-progress .smsclub-legend-delivered strong") == "18"
     assert page.text_content(".smsclub-percent") == "100\xa0%"
     assert set(campaign.messages.values_list("status", flat=True)) == {Status.DELIVERED}

@@ -297,7 +297,8 @@ def test_an_error_while_storing_a_chunk_stores_nothing(monkeypatch):
 
 
 def test_texts_are_checked_per_rendered_text_with_a_bounded_memory(monkeypatch):
-    monkeypatch.setattr(templates, "CHECKED_TEXTS", 2)
+    # Room for "Hi" and one 470-character text (about 1,065 bytes), not for a third text.
+    monkeypatch.setattr(templates, "CHECKED_TEXTS_MAX_BYTES", 1100)
     checked = []
     real = templates.text_problem_for
     monkeypatch.setattr(

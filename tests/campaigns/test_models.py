@@ -73,9 +73,9 @@ def test_the_migrations_match_the_models():
 
 
 QUERIES = {
-    "smsclub_msg_queued_due": lambda now: Message.objects.filter(
+    "smsclub_msg_queued_priority": lambda now: Message.objects.filter(
         gateway="default", status=Status.QUEUED, next_attempt_at__lte=now
-    ).order_by("next_attempt_at", "pk")[:500],
+    ).order_by("priority", "next_attempt_at", "pk")[:500],
     "smsclub_msg_sending_claimed": lambda now: Message.objects.filter(
         status=Status.SENDING, claimed_at__lt=now - timedelta(minutes=15)
     ).order_by("claimed_at", "pk")[:1000],

@@ -33,6 +33,7 @@ from django_smsclub.emulator.wire import Request, scrub
 from django_smsclub.exceptions import (
     AmbiguousSend,
     AuthenticationError,
+    GatewayMisconfigured,
     GatewayUnavailable,
     InvalidMessage,
     ProviderRefused,
@@ -47,6 +48,7 @@ from django_smsclub.gateways.soap import SoapGateway
 from django_smsclub.gateways.soap_envelope import SOAP_ENC, SOAP_ENV, XSD, XSI
 from django_smsclub.gateways.transport import MAX_REPLY_BYTES
 from django_smsclub.gateways.xml import XmlGateway, cdata, parse_document
+from django_smsclub.services import templates
 from tests.support.canned import CannedServer
 
 #: No test may hang: each has a minute at most (the slowest takes a few seconds).
@@ -79,9 +81,24 @@ KINDS = {
 }
 BACKENDS = {"http-post": "http", "http-get": "http", "xml": "xml", "json": "json", "soap": "soap"}
 #: What a send may end in, besides being accepted; what a query may raise.
-SEND_ERRORS = (AmbiguousSend, ProviderRefused, AuthenticationError, RateLimited)
-QUERY_ERRORS = (GatewayUnavailable, ProviderRefused, AuthenticationError, RateLimited)
-REFUSALS = (ProviderRefused, AuthenticationError, RateLimited)
+# A JSON error object names its status (404: no such endpoint, 503: unavailable) even with
+# HTTP 200: those errors come only from a status that says so.
+SEND_ERRORS = (
+    AmbiguousSend,
+    ProviderRefused,
+    AuthenticationError,
+    RateLimited,
+    GatewayMisconfigured,
+    GatewayUnavailable,
+)
+QUERY_ERRORS = (
+    GatewayUnavailable,
+    ProviderRefused,
+    AuthenticationError,
+    RateLimited,
+    GatewayMisconfigured,
+)
+REFUSALS = (ProviderRefused, AuthenticationError, RateLimited, GatewayMisconfigured)
 
 
 # --- texts ------------------------------------------------------------------------------------
@@ -207,7 +224,7 @@ def test_a_text_that_is_not_a_string_is_an_invalid_message(value):
 
 # --- sender names -----------------------------------------------------------------------------
 
-LATIN_DIGITS_SPACE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ")
+LATIN_DIGITS_SPACE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ._-")
 
 
 @FUZZ
@@ -224,7 +241,9 @@ LATIN_DIGITS_SPACE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
         st.binary(max_size=11),
     )
 )
-def test_a_sender_is_valid_exactly_when_it_is_1_to_11_latin_letters_digits_or_spaces(sender):
+def test_a_sender_is_valid_exactly_when_it_is_1_to_11_of_latin_digits_space_dot_dash_underscore(
+    sender,
+):
     valid = (
         isinstance(sender, str)
         and bool(sender.strip())
@@ -708,6 +727,24 @@ def digits(value: object) -> str:
     return "".join(c for c in str(value) if c.isdigit())
 
 
+def effective_status(document: object, status: int) -> int:
+    """The status a JSON reply stands for: its error object's own ``status`` (with HTTP 200
+    too), else the status line."""
+    if status != 200 or not isinstance(document, dict) or "success_request" in document:
+        return status
+    named = document.get("status")
+    if isinstance(named, str) and named.isdigit():
+        named = int(named)
+    if (
+        ("name" in document or "message" in document)
+        and isinstance(named, int)
+        and not isinstance(named, bool)
+        and 100 <= named <= 599
+    ):
+        return named
+    return status
+
+
 @FUZZ_WIRE
 @given(
     document=json_bodies,
@@ -722,6 +759,7 @@ def test_json_replies_of_any_shape_and_status_end_as_the_status_and_info_say(
     success = document.get("success_request") if isinstance(document, dict) else None
     info = success.get("info") if isinstance(success, dict) else None
     add_info = success.get("add_info", {}) if isinstance(success, dict) else None
+    said = effective_status(document, status)
     outcomes = send_two(gateways["json"])
     check_send(outcomes, body, "application/json", refusal_allowed=True)
     for outcome in outcomes:
@@ -730,14 +768,19 @@ def test_json_replies_of_any_shape_and_status_end_as_the_status_and_info_say(
             assert status == 200 and isinstance(info, dict)
             assert all(digits(info[i]) == recipient for i in outcome.smsc_ids)
         elif isinstance(error, AuthenticationError):
-            assert status in (401, 403)
+            assert said in (401, 403)
         elif isinstance(error, RateLimited):
-            assert status == 429
+            assert said == 429
+        elif isinstance(error, GatewayMisconfigured):
+            assert said in (404, 405)
+        elif isinstance(error, GatewayUnavailable):
+            assert said == 503
         elif isinstance(error, ProviderRefused):
-            refused = isinstance(add_info, dict) and recipient in {digits(p) for p in add_info}
-            assert 400 <= status < 500 or (status == 200 and refused)
-    check_states(gateways["json"], refusal_allowed=400 <= status < 500)
-    check_balance(gateways["json"], refusal_allowed=400 <= status < 500)
+            # add_info refuses the numbers it names, or (a field name, a string) the request.
+            refused = status == 200 and add_info not in (None, "", [], {})
+            assert 400 <= said < 500 or refused
+    check_states(gateways["json"], refusal_allowed=400 <= said < 500)
+    check_balance(gateways["json"], refusal_allowed=400 <= said < 500)
 
 
 JSON_EDGES = [
@@ -1192,3 +1235,33 @@ def emulator():
     with Emulator() as running:
         running.json_rate_limit = None
         yield running
+
+
+# --- campaign templates (issue 12) -----------------------------------------------------------
+
+_TEMPLATE_TEXT = st.text(
+    alphabet=st.sampled_from(list("{}!:.[]0ar>5 xя_")) | st.characters(), max_size=60
+)
+
+
+@FUZZ
+@given(
+    template=_TEMPLATE_TEXT,
+    values=st.dictionaries(
+        st.sampled_from(["a", "r", "x", "a_5"]),
+        st.text(max_size=40) | st.integers() | st.text(min_size=1000, max_size=1200),
+    ),
+)
+def test_a_template_is_plain_names_or_refused_and_renders_bounded(template, values):
+    names, problem = templates.placeholders(template)
+    if problem is not None:
+        assert names == []
+        return
+    assert all(name.isidentifier() for name in names)
+    pieces, _ = templates.parse(template)
+    body, why = templates.render(pieces, values)
+    if why is None:
+        assert len(body) <= templates.MAX_RENDERED_LENGTH
+        assert body == template.format_map(values)
+    else:
+        assert body == ""

@@ -13,7 +13,10 @@ import inspect
 import io
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +33,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import SafeExceptionReporterFilter, technical_500_response
 from lxml import etree
 from rest_framework.test import APIClient
 
@@ -537,3 +540,59 @@ def test_the_emulator_refuses_huge_or_chunked_bodies_unread(emulator):
 def test_the_emulator_listens_on_loopback_only(emulator):
     assert HOST == "127.0.0.1"
     assert emulator.url == f"http://127.0.0.1:{emulator.port}"
+
+
+# --- the test project's error pages (issue 12) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "debug"), [(None, False), ("", False), ("0", False), ("1", True)]
+)
+def test_the_test_project_runs_without_debug_unless_asked_for(given, debug):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_DEBUG"}
+    if given is not None:
+        env["DJANGO_DEBUG"] = given
+    done = subprocess.run(
+        [sys.executable, "-c", "import testproject.settings as s; print(s.DEBUG)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == str(debug)
+
+
+def test_the_debug_page_never_shows_smsclub_json_or_any_password_or_token(rf, settings):
+    secrets = [f"SECRET-{i}-value" for i in range(6)]
+    smsclub_json = json.dumps(
+        {"GATEWAYS": {"default": {"BACKEND": "xml", "PASSWORD": secrets[0], "SENDER": "Shop"}}}
+    )
+    request = rf.get(
+        "/boom/",
+        SMSCLUB_JSON=smsclub_json,
+        SMSCLUB_PASSWORD=secrets[1],
+        DATABASE_URL=f"postgres://shop:{secrets[2]}@db/shop",
+    )
+    settings.DEBUG = True
+    settings.SMSCLUB = smsclub_settings(
+        default={
+            "BACKEND": "json",
+            "TOKEN": secrets[3],
+            "OPTIONS": {"auth": [{"password": secrets[4]}]},
+        },
+        backup={"BACKEND": "xml", "USERNAME": "380501234567", "PASSWORD": secrets[5]},
+    )
+    page = _error_page(request)
+
+    assert "boom" in page and "SMSCLUB_JSON" in page and "380501234567" in page
+    for secret in secrets:
+        assert secret not in page, secret
+
+
+def _error_page(request):
+    """The DEBUG page of an error in a view, whose frames hold no secret of the test's own."""
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        return technical_500_response(request, *sys.exc_info()).content.decode()

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...exceptions import SmsClubError
 from ...gateways import get_gateway
+from ...money import format_balance
 
 
 class Command(BaseCommand):
@@ -20,9 +21,4 @@ class Command(BaseCommand):
             balance = chosen.balance()
         except SmsClubError as exc:
             raise CommandError(str(exc)) from None
-        line = f"{chosen.name}: {balance.amount}"
-        if balance.currency:
-            line += f" {balance.currency}"
-        if balance.credit is not None:
-            line += f" (credit {balance.credit})"
-        self.stdout.write(line)
+        self.stdout.write(format_balance(chosen.name, balance))

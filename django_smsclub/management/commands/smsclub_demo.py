@@ -1,15 +1,28 @@
-"""The demo: a 1,000-recipient campaign through a real Celery worker to the built-in emulator."""
+"""The demo: a 1,000-recipient campaign through a real Celery worker to the built-in emulator.
+
+It runs on a database and a broker of its own (a temporary SQLite file, Celery's in-memory
+broker), and with the receivers the project connected to the package's signals muted, so the
+project's data, queues and receivers never see a demo message. ``--use-project-database`` runs
+it on the project's database and broker instead (receivers still muted).
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import sys
+import tempfile
 import time
+import weakref
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from asgiref.local import Local
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 from django.db.models import Count, Sum
 from django.test.utils import override_settings
 
@@ -20,13 +33,19 @@ from ...status import FINAL_STATUSES, Status
 
 TEMPLATE = "{greeting}, {name}! Order {order} is ready for pickup.{note}"
 GREETINGS = [("Привіт", "Олено"), ("Hello", "John"), ("Вітаємо", "Тарасе"), ("Hi", "Anna")]
+# Every fifth text is long enough for two parts. A placeholder's value is never empty: an
+# empty one is refused (it would leave a gap in the text).
 NOTE = " We keep it for 3 days; bring your ID and the order number, please."
+SHORT_NOTE = " See you!"
 # Fates the emulator deals out per number, beside the default DELIVRD.
 FATES = [("UNDELIV", 0.04), ("EXPIRED", 0.02), ("REJECTD", 0.02)]
 BAR_STATUSES = [Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED]
 
 
 class Command(BaseCommand):
+    # The demo replaces SMSCLUB, the database and the broker with its own: the project's
+    # settings are not what it runs on, so their checks would only be noise here.
+    requires_system_checks: list[str] = []
     help = (
         "Run a campaign of N recipients (default 1,000) through a real Celery worker to the "
         "built-in SMSClub emulator, poll until every message is final, and print what happened."
@@ -37,10 +56,24 @@ class Command(BaseCommand):
         parser.add_argument("--gateway", choices=["xml", "http", "json"], default="xml")
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+        parser.add_argument(
+            "--use-project-database",
+            action="store_true",
+            help="run on the project's database and broker, not a temporary SQLite file and "
+            "the in-memory broker",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["recipients"] < 1:
             raise CommandError(f"--recipients {options['recipients']} must be at least 1")
+        with _muted_project_receivers():
+            if options["use_project_database"]:
+                self._demo(options)
+            else:
+                with _private_database(), _memory_broker():
+                    self._demo(options)
+
+    def _demo(self, options: dict[str, Any]) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         rng = random.Random(options["seed"])  # noqa: S311 (demo data, not secrets)
         with Emulator() as emu:
@@ -114,7 +147,7 @@ class Command(BaseCommand):
         filled = round(width * final / total)
         line = (
             f"[{'#' * filled}{'.' * (width - filled)}] {final:>5}/{total} final  "
-            f"queued {counts[Status.QUEUED] + counts[Status.SENDING]:>4}  "
+            f"queued {counts[Status.QUEUED]:>4}  sending {counts[Status.SENDING]:>4}  "
             f"sent {counts[Status.SENT]:>4}  delivered {counts[Status.DELIVERED]:>4}  "
             f"failed {sum(counts[s] for s in FINAL_STATUSES) - counts[Status.DELIVERED]:>3}  "
             f"{elapsed:5.1f} s"
@@ -170,7 +203,7 @@ def _recipients(
     for position, suffix in enumerate(numbers):
         number = f"380{operators[position % len(operators)]}{suffix:07d}"
         greeting, name = GREETINGS[position % len(GREETINGS)]
-        note = NOTE if position % 5 == 0 else ""
+        note = NOTE if position % 5 == 0 else SHORT_NOTE
         rows.append(
             (
                 number,
@@ -185,7 +218,7 @@ def _recipients(
             roll -= share
     invalid = ["050-12", "+380 (44) 00", "call me"]
     for number in invalid:
-        rows.append((number, {"greeting": "Hi", "name": "X", "order": "0", "note": ""}))
+        rows.append((number, {"greeting": "Hi", "name": "X", "order": "0", "note": SHORT_NOTE}))
     return rows, fates, invalid
 
 
@@ -208,3 +241,94 @@ def _count_signals(fired: Counter[str]) -> list[Any]:
             lambda signal=signal, name=name: signal.disconnect(dispatch_uid=f"smsclub-demo-{name}")
         )
     return disconnects
+
+
+#: The package's signals whose receivers outside the package the demo mutes.
+MUTED_SIGNALS = (
+    "message_status_changed",
+    "message_delivered",
+    "message_failed",
+    "message_finished",
+)
+
+
+@contextmanager
+def _private_database() -> Iterator[None]:
+    """Every connection, in this thread and in the worker's, to a fresh temporary SQLite file
+    (one alias, ``default``, no routers) until the block ends."""
+    handle, path = tempfile.mkstemp(prefix="smsclub-demo-", suffix=".sqlite3")
+    os.close(handle)
+    connections.close_all()
+    # Django keeps each thread's connections in ``_connections``, made from ``settings``.
+    handler: Any = connections
+    saved_settings = handler.__dict__.get("settings")
+    saved_connections = handler._connections
+    database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+    }
+    handler.__dict__["settings"] = handler.configure_settings({"default": database})
+    handler._connections = Local(handler.thread_critical)
+    try:
+        with override_settings(DATABASE_ROUTERS=[]):
+            yield
+    finally:
+        connections.close_all()
+        handler._connections = saved_connections
+        if saved_settings is None:
+            handler.__dict__.pop("settings", None)
+        else:
+            handler.__dict__["settings"] = saved_settings
+        for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+@contextmanager
+def _memory_broker() -> Iterator[None]:
+    """Celery's in-memory broker, so no task of the demo reaches the project's real workers."""
+    from celery import current_app
+
+    # Connection pools are made on first use from ``broker_url``: dropped, so new ones are.
+    app: Any = current_app
+    saved = app.conf.broker_url
+    # Celery's ``broker_url`` prefers the CELERY_BROKER_URL environment variable to its conf.
+    saved_env = os.environ.pop("CELERY_BROKER_URL", None)
+    app.conf.broker_url = "memory://"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        if saved_env is not None:
+            os.environ["CELERY_BROKER_URL"] = saved_env
+        app.conf.broker_url = saved
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+@contextmanager
+def _muted_project_receivers() -> Iterator[None]:
+    """The receivers connected to the package's message signals from outside the package are
+    left out until the block ends: a project's receiver must not act on demo messages."""
+    saved = {}
+    for name in MUTED_SIGNALS:
+        signal = getattr(signals, name)
+        with signal.lock:
+            saved[name] = signal.receivers
+            signal.receivers = [r for r in signal.receivers if _is_the_packages(r[1])]
+            signal.sender_receivers_cache.clear()
+    try:
+        yield
+    finally:
+        for name, receivers in saved.items():
+            signal = getattr(signals, name)
+            with signal.lock:
+                signal.receivers = receivers
+                signal.sender_receivers_cache.clear()
+
+
+def _is_the_packages(reference: Any) -> bool:
+    target = reference() if isinstance(reference, weakref.ReferenceType) else reference
+    return str(getattr(target, "__module__", "")).startswith("django_smsclub")

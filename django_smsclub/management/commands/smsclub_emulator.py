@@ -20,4 +20,10 @@ class Command(BaseCommand):
             self.stdout.write(line)
             self.stdout.flush()
 
-        cli.serve(options["port"], options["deliver_after_polls"], write)
+        cli.serve(
+            options["port"],
+            options["deliver_after_polls"],
+            write,
+            balance=options["balance"],
+            **cli.account_options(options),
+        )

@@ -34,7 +34,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--inline",
             action="store_true",
-            help="run the send task in this process (Celery's eager mode), not on a worker",
+            help="run the send task in this process (Celery's eager mode), not on a worker; "
+            "exits non-zero with the reason when a message is not sent",
         )
         parser.add_argument("--wait", action="store_true", help="follow until every is final")
         parser.add_argument(
@@ -64,8 +65,22 @@ class Command(BaseCommand):
             f"Queued {len(messages)} message(s) on gateway {messages[0].gateway!r}: "
             f"ids {', '.join(str(m.pk) for m in messages)}"
         )
+        if options["inline"] and not options["wait"]:
+            self._check_inline(messages)
         if options["wait"]:
             self._wait(messages, options)
+
+    def _check_inline(self, messages: list[Message]) -> None:
+        """After an inline send: every message the provider did not accept is an error."""
+        current = list(Message.objects.filter(pk__in=[m.pk for m in messages]).order_by("pk"))
+        unsent = [m for m in current if m.status not in (Status.SENT, Status.DELIVERED)]
+        if unsent:
+            self._summary(current)
+            first = unsent[0]
+            raise CommandError(
+                f"{len(unsent)} of {len(current)} message(s) not sent "
+                f"({first.status}: {first.error or 'no reason recorded'})"
+            )
 
     def _wait(self, messages: list[Message], options: dict[str, Any]) -> None:
         pks = [m.pk for m in messages]

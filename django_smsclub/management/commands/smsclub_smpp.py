@@ -63,7 +63,10 @@ class Command(BaseCommand):
 
         def stop(signum: int, frame: Any) -> None:
             logger.info(
-                "gateway %s: %s received; stopping", worker.name, signal.Signals(signum).name
+                "gateway %s: %s received; stopping",
+                worker.name,
+                signal.Signals(signum).name,
+                extra={"gateway": worker.name, "outcome": "stopping"},
             )
             worker.stop()
 
