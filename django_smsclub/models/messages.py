@@ -8,7 +8,6 @@ reports (see :func:`django_smsclub.status.aggregate`). The domain operations liv
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,9 +20,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .status import FINAL_STATUSES, Status
+from ..operators import Operator
+from ..status import FINAL_STATUSES, Status
 
-__all__ = ["ApiIdempotencyKey", "Campaign", "DeliveryReport", "Message"]
+__all__ = ["Campaign", "DeliveryReport", "Message"]
 
 #: Statuses a message is in until the provider's network settles its fate.
 PENDING_STATUSES: frozenset[str] = frozenset(Status.values) - FINAL_STATUSES
@@ -95,6 +95,24 @@ class Campaign(models.Model):
     )
     send_at = models.DateTimeField(
         _("send at"), null=True, blank=True, help_text=_("Empty means as soon as it starts.")
+    )
+    send_window_start = models.TimeField(
+        _("send window opens"),
+        null=True,
+        blank=True,
+        help_text=_("Local time; empty means the SEND_WINDOW setting."),
+    )
+    send_window_end = models.TimeField(
+        _("send window closes"),
+        null=True,
+        blank=True,
+        help_text=_("Local time; empty means the SEND_WINDOW setting."),
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        help_text=_("For the send window (e.g. Europe/Kyiv); empty: the TIME_ZONE setting."),
     )
     priority = models.PositiveSmallIntegerField(
         _("priority"),
@@ -175,6 +193,18 @@ class Message(models.Model):
     text = models.TextField(_("text"))
     gateway = models.CharField(_("gateway"), max_length=64)
     parts = models.PositiveSmallIntegerField(_("parts"), default=1)
+    operator = models.CharField(
+        _("operator"),
+        max_length=16,
+        choices=Operator.choices,
+        blank=True,
+        help_text=_("The recipient's mobile network, from the number's prefix when queued."),
+    )
+    respect_window = models.BooleanField(
+        _("respects the send window"),
+        default=False,
+        help_text=_("Sent only inside the send window (always so for campaign messages)."),
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
     )
@@ -313,51 +343,3 @@ class DeliveryReport(models.Model):
         status = str(Status(self.status).label) if self.status in Status.values else self.status
         label = _("Part %(part)s: %(status)s") % {"part": self.part, "status": status}
         return f"{label} ({self.raw_status})" if self.raw_status else str(label)
-
-
-#: ``response_status`` of an API idempotency key whose request is still running.
-IDEMPOTENCY_IN_PROGRESS = 0
-
-
-class ApiIdempotencyKey(models.Model):
-    """One ``Idempotency-Key`` a user sent with a POST, and the response it got."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        on_delete=models.CASCADE,
-        related_name="+",
-        # The unique (user, key) index serves every lookup by user.
-        db_index=False,
-    )
-    key = models.CharField(_("key"), max_length=255)
-    fingerprint = models.CharField(
-        _("request fingerprint"),
-        max_length=64,
-        help_text=_("SHA-256 of the first request: method, path, query, body."),
-    )
-    response_status = models.PositiveSmallIntegerField(
-        _("response status"), default=IDEMPOTENCY_IN_PROGRESS
-    )
-    # JSON kept as text: jsonb would reorder the keys, and a replay must be the same body.
-    response_body = models.TextField(_("response body (JSON)"), blank=True)
-    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
-
-    class Meta:
-        verbose_name = _("API idempotency key")
-        verbose_name_plural = _("API idempotency keys")
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="smsclub_api_idempotency_key"),
-        ]
-        # Rows are written by the API alone; the one permission is the API's own, which no
-        # model of the domain carries.
-        default_permissions = ()
-        permissions = [("view_balance", _("Can view the SMSClub account balance"))]
-
-    def __str__(self) -> str:
-        return f"{self.key} ({self.response_status or 'in progress'})"
-
-    @property
-    def body(self) -> Any:
-        """The stored response body, parsed."""
-        return json.loads(self.response_body) if self.response_body else None
