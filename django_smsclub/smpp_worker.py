@@ -30,6 +30,7 @@ from . import conf, services
 from .exceptions import AuthenticationError, ConfigurationError, GatewayError, GatewayUnavailable
 from .gateways import SendOutcome, get_gateway
 from .gateways.smpp import Receipt, SmppGateway
+from .logs import fields
 from .models import DeliveryReport, Message
 
 logger = logging.getLogger("django_smsclub.smpp")
@@ -99,6 +100,12 @@ class ReceiptBook:
                 "gateway %s: %d receipt(s) held for IDs not stored yet",
                 self.gateway_name,
                 len(unknown),
+                extra=fields(
+                    gateway=self.gateway_name,
+                    smsc_ids=sorted(unknown),
+                    count=len(unknown),
+                    outcome="held",
+                ),
             )
 
     def retry(self) -> int:
@@ -125,6 +132,12 @@ class ReceiptBook:
                 len(expired),
                 self.hold,
                 ", ".join(expired[:20]),
+                extra=fields(
+                    gateway=self.gateway_name,
+                    smsc_ids=expired,
+                    count=len(expired),
+                    outcome="dropped",
+                ),
             )
         return len(matched)
 
@@ -193,6 +206,7 @@ class SmppWorker:
             session.system_id,
             session.window,
             self.batch_size,
+            extra=fields(gateway=self.name, outcome="starting"),
         )
         self.gateway.set_receipt_handler(self.receipts.receive, keep_bound=True, batch=True)
         session.on_accepted = self.receipts.expect
@@ -212,16 +226,25 @@ class SmppWorker:
                         "gateway %s: %d receipt(s) for unknown SMSC IDs dropped at exit",
                         self.name,
                         self.receipts.held,
+                        extra=fields(
+                            gateway=self.name, count=self.receipts.held, outcome="dropped"
+                        ),
                     )
                 connections.close_all()
-            logger.info("gateway %s: SMPP worker stopped", self.name)
+            logger.info(
+                "gateway %s: SMPP worker stopped",
+                self.name,
+                extra=fields(gateway=self.name, outcome="stopped"),
+            )
 
     def run_once(self) -> int:
         """Claim, send and record one batch; return how many messages it held."""
         batch = services.claim_batch(self.name, self.batch_size)
         if not batch:
             return 0
-        outcomes = services.send_claimed(self.gateway, batch)
+        # The claims are leases: renewed while the SMSC answers, so no sweep takes them.
+        with services.hold_claims(batch):
+            outcomes = services.send_claimed(self.gateway, batch)
         try:
             self.settle(batch, outcomes)
         finally:
@@ -250,6 +273,12 @@ class SmppWorker:
             accepted,
             len(keep) - accepted,
             released,
+            extra=fields(
+                gateway=self.name,
+                message_ids=[m.pk for m in batch],
+                count=len(batch),
+                outcome="settled",
+            ),
         )
 
     def _bind(self) -> bool:
@@ -261,7 +290,12 @@ class SmppWorker:
             except AuthenticationError:
                 raise
             except GatewayError as exc:
-                logger.warning("%s; trying again in %.0f s", exc, delay)
+                logger.warning(
+                    "%s; trying again in %.0f s",
+                    exc,
+                    delay,
+                    extra=fields(gateway=self.name, outcome=type(exc).__name__),
+                )
             self._stop.wait(delay)
             delay = min(delay * 2, 30.0)
         return False
@@ -275,4 +309,8 @@ class SmppWorker:
             self.receipts.retry()
             if handled < self.batch_size:
                 self._stop.wait(self.idle)
-        logger.info("gateway %s: stop requested; claiming nothing more", self.name)
+        logger.info(
+            "gateway %s: stop requested; claiming nothing more",
+            self.name,
+            extra=fields(gateway=self.name, outcome="stopping"),
+        )

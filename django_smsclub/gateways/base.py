@@ -12,10 +12,9 @@ SMPP).
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from .. import phones, text
@@ -30,56 +29,33 @@ from ..exceptions import (
     ProviderRefused,
     RateLimited,
 )
-from .redaction import redact, register_secret
+from ..logs import fields, message_ids, since
+from .outcomes import (
+    MAX_SMSC_ID_LENGTH,
+    Balance,
+    Outgoing,
+    Planned,
+    SendOutcome,
+    is_smsc_id,
+)
+from .redaction import protect_logger, redact, register_secret
+from .requestlog import log_request
+
+__all__ = [
+    "MAX_SMSC_ID_LENGTH",
+    "Balance",
+    "Gateway",
+    "Outgoing",
+    "Planned",
+    "SendOutcome",
+    "is_smsc_id",
+]
 
 logger = logging.getLogger("django_smsclub.gateways")
-
-#: The longest SMSC ID taken from a reply (what a delivery report can store).
-MAX_SMSC_ID_LENGTH = 64
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One text to one recipient. ``ref`` is the caller's handle (say a message pk).
-
-    ``sender`` is the message's own alpha-name; None means the ``sender`` given to
-    :meth:`Gateway.send` (and failing that the gateway's ``SENDER``).
-    """
-
-    recipient: str
-    text: str
-    ref: Any = None
-    sender: str | None = None
-
-
-#: One message of a planned request: its position in the call, and the message made ready.
-Planned = tuple[int, Outgoing]
-
-
-@dataclass(frozen=True)
-class SendOutcome:
-    """What became of one :class:`Outgoing`: its SMSC IDs (one per part) or its error.
-
-    The error is :class:`InvalidMessage` for a message refused before any request (see
-    ``skip_invalid`` of :meth:`Gateway.send`), else the :class:`GatewayError` of its request.
-    """
-
-    outgoing: Outgoing
-    smsc_ids: tuple[str, ...] = ()
-    error: GatewayError | InvalidMessage | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class Balance:
-    """Money on the account; ``credit`` and ``currency`` where the gateway reports them."""
-
-    amount: Decimal
-    credit: Decimal | None = None
-    currency: str | None = None
+# The package's own loggers: their messages and extra fields are searched for credentials too.
+protect_logger(
+    "django_smsclub", "django_smsclub.gateways", "django_smsclub.smpp", "django_smsclub.status"
+)
 
 
 class Gateway(ABC):
@@ -155,23 +131,36 @@ class Gateway(ABC):
                 for index, _ in batch:
                     results[index] = SendOutcome(messages[index], error=self.not_attempted(stop))
                 continue
+            refs = message_ids(item.ref for _, item in batch)
+            made, started = False, time.monotonic()
             try:
                 if before_request is not None:
                     before_request()
+                made, started = True, time.monotonic()
                 ids_per_message = self._send_checked(batch_sender, [item for _, item in batch])
             except GatewayError as exc:
                 exc.gateway = exc.gateway or self.name
-                logger.warning(
-                    "gateway %s: request for %d message(s) failed: %s",
+                # Refused by the limiter or for a more urgent message: no request was made.
+                (logger.warning if made else logger.info)(
+                    "gateway %s: request for %d message(s) %s: %s",
                     self.name,
                     len(batch),
+                    "failed" if made else "not made",
                     exc,
+                    extra=fields(
+                        gateway=self.name,
+                        message_ids=refs,
+                        count=len(batch),
+                        outcome=type(exc).__name__,
+                        duration_ms=since(started) if made else None,
+                    ),
                 )
                 for index, _ in batch:
                     results[index] = SendOutcome(messages[index], error=exc)
                 if not isinstance(exc, ProviderRefused):
                     stop = exc
                 continue
+            log_request(self.name, batch, ids_per_message, refs, since(started))
             for (index, _), ids in zip(batch, ids_per_message, strict=True):
                 if isinstance(ids, GatewayError):
                     results[index] = SendOutcome(messages[index], error=ids)
@@ -209,7 +198,41 @@ class Gateway(ABC):
         for start in range(0, len(unique), self.max_state_batch):
             if before_request is not None:
                 before_request()
-            yield self.fetch_state_batch(unique[start : start + self.max_state_batch])
+            chunk = unique[start : start + self.max_state_batch]
+            started = time.monotonic()
+            try:
+                answer = self.fetch_state_batch(chunk)
+            except GatewayError as exc:
+                logger.warning(
+                    "gateway %s: status request for %d ID(s) failed: %s",
+                    self.name,
+                    len(chunk),
+                    exc,
+                    extra=fields(
+                        gateway=self.name,
+                        smsc_ids=chunk,
+                        count=len(chunk),
+                        outcome=type(exc).__name__,
+                        duration_ms=since(started),
+                    ),
+                )
+                raise
+            duration_ms = since(started)
+            logger.info(
+                "gateway %s: status request for %d ID(s) answered in %d ms, %d with a state",
+                self.name,
+                len(chunk),
+                duration_ms,
+                len(answer),
+                extra=fields(
+                    gateway=self.name,
+                    smsc_ids=chunk,
+                    count=len(chunk),
+                    outcome="ok",
+                    duration_ms=duration_ms,
+                ),
+            )
+            yield answer
 
     @abstractmethod
     def balance(self) -> Balance:
@@ -354,7 +377,16 @@ class Gateway(ABC):
                 gateway=self.name,
             ) from None
         except Exception as exc:
-            logger.exception("gateway %s: unexpected error while sending", self.name)
+            logger.exception(
+                "gateway %s: unexpected error while sending",
+                self.name,
+                extra=fields(
+                    gateway=self.name,
+                    message_ids=message_ids(m.ref for m in messages),
+                    count=len(messages),
+                    outcome="AmbiguousSend",
+                ),
+            )
             raise AmbiguousSend(
                 f"gateway {self.name}: unexpected {type(exc).__name__} while sending "
                 f"{len(messages)} message(s); they may have been sent",
@@ -386,16 +418,6 @@ class Gateway(ABC):
             seen.add(item[1].recipient)
         if chunk:
             yield chunk
-
-
-def is_smsc_id(value: object) -> bool:
-    """Whether ``value`` can be an SMSC ID: 1-64 printable characters, none of them a space."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_SMSC_ID_LENGTH
-        and value.isprintable()
-        and not any(c.isspace() for c in value)
-    )
 
 
 def _international(recipient: object) -> str:

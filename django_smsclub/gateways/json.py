@@ -25,9 +25,10 @@ from ..exceptions import (
     ProviderRefused,
     RateLimited,
 )
+from ..logs import fields
 from ..text import count_parts
 from .base import Balance, Outgoing
-from .transport import HttpTransport
+from .transport import HttpTransport, retry_after
 
 logger = logging.getLogger("django_smsclub.gateways")
 
@@ -58,6 +59,8 @@ class JsonGateway(HttpTransport):
     default_base_url = "https://im.smsclub.mobi"
     #: The provider allows 9 requests per second per client.
     default_rate_limit = 9
+    # Its 429 is an error object, read (with Retry-After) by _error like the others.
+    reads_rate_limit_replies = True
 
     def send_batch(
         self, sender: str, messages: list[Outgoing]
@@ -84,7 +87,12 @@ class JsonGateway(HttpTransport):
         if add_info:
             # A string names IDs the provider does not know ("invalid id_sms"): they stay
             # unanswered and end unknown when the tracking window closes.
-            logger.info("gateway %s: status reply says %.200s", self.name, _reason(add_info))
+            logger.info(
+                "gateway %s: status reply says %.200s",
+                self.name,
+                _reason(add_info),
+                extra=fields(gateway=self.name, smsc_ids=smsc_ids, outcome="unknown_ids"),
+            )
         return {str(k): str(v) for k, v in states.items()}
 
     def balance(self) -> Balance:
@@ -213,7 +221,7 @@ class JsonGateway(HttpTransport):
             return RateLimited(
                 f"{where}: too many requests: {message}",
                 gateway=self.name,
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
             )
         if status in (404, 405):
             return GatewayMisconfigured(
@@ -279,11 +287,3 @@ def _error_status(body: dict[str, Any]) -> int | None:
     if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
         return status
     return None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        value = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return value if 0 <= value < 86400 else None

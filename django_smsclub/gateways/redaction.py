@@ -16,8 +16,14 @@ from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
+from ..logs import FIELDS
+
 #: What a secret is replaced with.
 MASK = "***"
+
+#: The extra fields of the package's log records whose text is searched too. None should ever
+#: hold a credential; this makes sure.
+LOGGED_FIELDS = tuple(FIELDS)
 
 #: Forms shorter than this are not searched for in log lines: a two-letter password would blank
 #: out ordinary words in every line of the process. (The hex forms of a short SMPP password are
@@ -72,12 +78,25 @@ class SecretsFilter(logging.Filter):
         forms = self._forms
         if forms:
             message = record.getMessage()
-            redacted = message
-            for form in forms:
-                redacted = redacted.replace(form, MASK)
+            redacted = _masked(message, forms)
             if redacted != message:
                 record.msg, record.args = redacted, ()
+            # The structured fields (django_smsclub.logs) a JSON formatter writes out whole.
+            for name in LOGGED_FIELDS:
+                value = record.__dict__.get(name)
+                if isinstance(value, str):
+                    record.__dict__[name] = _masked(value, forms)
+                elif isinstance(value, list | tuple) and any(isinstance(v, str) for v in value):
+                    record.__dict__[name] = [
+                        _masked(v, forms) if isinstance(v, str) else v for v in value
+                    ]
         return True
+
+
+def _masked(text: str, forms: tuple[str, ...]) -> str:
+    for form in forms:
+        text = text.replace(form, MASK)
+    return text
 
 
 #: The one filter of the package.

@@ -225,6 +225,21 @@ def test_sqlite_without_timeout_and_immediate_is_a_warning(settings, options):
     assert "database is locked" in warning.msg
 
 
+@pytest.mark.parametrize("timeout", [0, 1, 4.9, "30s", None, True])
+@databases_override
+def test_sqlite_with_a_timeout_shorter_than_sqlites_own_is_a_warning(settings, timeout):
+    settings.DATABASES = {"default": sqlite(timeout=timeout, transaction_mode="IMMEDIATE")}
+    (warning,) = checks.check_sqlite_options()
+    assert warning.id == "django_smsclub.W005" and "at least 5 s" in warning.msg
+
+
+@pytest.mark.parametrize("timeout", [5, 30, 60.0])
+@databases_override
+def test_sqlite_with_a_timeout_of_five_seconds_or_more_is_fine(settings, timeout):
+    settings.DATABASES = {"default": sqlite(timeout=timeout, transaction_mode="IMMEDIATE")}
+    assert checks.check_sqlite_options() == []
+
+
 @databases_override
 def test_sqlite_with_its_options_is_fine(settings):
     settings.DATABASES = {"default": sqlite(timeout=20, transaction_mode="immediate")}

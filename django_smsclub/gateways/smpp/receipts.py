@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...exceptions import GatewayError
+from ...logs import fields
 from .connection import Connection
 from .pdu import (
     ESME_ROK,
@@ -60,7 +61,11 @@ class ReceiptInbox:
         """The deliver_sm_resp status for a deliver_sm, or None when the receipt thread
         answers it once the handler has taken the receipt."""
         if (pdu.esm_class or 0) & RECEIPT_MASK != RECEIPT_TYPE:
-            logger.info("gateway %s: ignored a deliver_sm that is not a receipt", self.name)
+            logger.info(
+                "gateway %s: ignored a deliver_sm that is not a receipt",
+                self.name,
+                extra=fields(gateway=self.name, outcome="not_a_receipt"),
+            )
             return ESME_ROK
         receipt = parse_receipt(pdu, self.bases)
         if receipt is None:
@@ -68,10 +73,15 @@ class ReceiptInbox:
                 "gateway %s: receipt without message ID or status: %r",
                 self.name,
                 as_text(pdu.short_message)[:200],
+                extra=fields(gateway=self.name, outcome="unreadable_receipt"),
             )
             return ESME_ROK
         if self.on_receipts is None and self.on_receipt is None:
-            logger.debug("gateway %s: no receipt handler; receipt left to the SMSC", self.name)
+            logger.debug(
+                "gateway %s: no receipt handler; receipt left to the SMSC",
+                self.name,
+                extra=fields(gateway=self.name, smsc_id=receipt.message_id, outcome="left"),
+            )
             return RECEIPT_RETRY_STATUS
         with self._lock:
             if self.thread is None or not self.thread.is_alive():
@@ -90,7 +100,11 @@ class ReceiptInbox:
         self._queue.put(None)
         thread.join(timeout=self.timeout)
         if thread.is_alive():
-            logger.warning("gateway %s: receipts still being recorded at close", self.name)
+            logger.warning(
+                "gateway %s: receipts still being recorded at close",
+                self.name,
+                extra=fields(gateway=self.name, outcome="unfinished"),
+            )
 
     def _loop(self) -> None:
         while True:
@@ -126,6 +140,12 @@ class ReceiptInbox:
                     "gateway %s: %d receipt(s) not recorded; the SMSC will deliver them again",
                     self.name,
                     len(receipts),
+                    extra=fields(
+                        gateway=self.name,
+                        smsc_ids=[r.message_id for r in receipts],
+                        count=len(receipts),
+                        outcome="not_recorded",
+                    ),
                 )
                 return [RECEIPT_RETRY_STATUS] * len(receipts)
             return [ESME_ROK] * len(receipts)
@@ -141,6 +161,9 @@ class ReceiptInbox:
                     self.name,
                     receipt.message_id,
                     receipt.stat,
+                    extra=fields(
+                        gateway=self.name, smsc_id=receipt.message_id, outcome="not_recorded"
+                    ),
                 )
                 statuses.append(RECEIPT_RETRY_STATUS)
             else:

@@ -16,30 +16,24 @@ import itertools
 import logging
 import random
 import select
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-import smpplib.consts as c
 import smpplib.exceptions
 import smpplib.smpp
 
 from ...exceptions import AuthenticationError, ConfigurationError, GatewayError, GatewayUnavailable
+from ...logs import fields
 from ..base import Outgoing
 from ..redaction import register_secret
 from .connection import TICK, Connection, Lost, bind_problems, disconnect, open_connection
+from .dispatch import PduDispatch
 from .pdu import (
-    ESME_ROK,
-    GENERIC_NACK,
     SAME_BASES,
-    SUBMIT_SM_RESP,
     IdBases,
     SessionEnded,
-    as_text,
-    canonical_id,
-    describe_status,
     read_frame,
 )
 from .receipts import ReceiptBatchHandler, ReceiptHandler, ReceiptInbox
@@ -48,7 +42,7 @@ from .submit import ReplyHandler, SubmitRun
 logger = logging.getLogger("django_smsclub.smpp")
 
 
-class SmppSession:
+class SmppSession(PduDispatch):
     """A transceiver session that reconnects, keeps itself alive and bounds what is in flight.
 
     Delivery receipts go to the handler of :meth:`set_receipt_handler`, on a receipt thread of
@@ -170,11 +164,19 @@ class SmppSession:
                 # Many SMSCs just close the socket after an unbind: the listener sets the
                 # event on either.
                 if not connection.unbound.wait(min(self.timeout, 5.0)):
-                    logger.info("gateway %s: no unbind_resp; closing anyway", self.name)
+                    logger.info(
+                        "gateway %s: no unbind_resp; closing anyway",
+                        self.name,
+                        extra=fields(gateway=self.name, outcome="no_unbind_resp"),
+                    )
             except GatewayError:
                 pass
             self._lost(connection.generation, "closed by this side")
-            logger.info("gateway %s: SMPP session unbound", self.name)
+            logger.info(
+                "gateway %s: SMPP session unbound",
+                self.name,
+                extra=fields(gateway=self.name, outcome="unbound"),
+            )
         for thread in [*self._listeners, self._reconnector, self._receipts.thread]:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=2 * TICK + 1)
@@ -285,6 +287,7 @@ class SmppSession:
             self.port,
             self.system_id,
             self.window,
+            extra=fields(gateway=self.name, outcome="bound"),
         )
         return connection
 
@@ -324,6 +327,7 @@ class SmppSession:
             self.name,
             reason,
             len(waiting),
+            extra=fields(gateway=self.name, count=len(waiting), outcome="session_ended"),
         )
         if self.keep_bound and not self._closed.is_set() and not connection.closing:
             self._start_reconnector()
@@ -346,10 +350,20 @@ class SmppSession:
                         self._connection = self._bind()
                 return
             except AuthenticationError as exc:
-                logger.error("%s; trying again in %.0f s", exc, max(delay, 30.0))
+                logger.error(
+                    "%s; trying again in %.0f s",
+                    exc,
+                    max(delay, 30.0),
+                    extra=fields(gateway=self.name, outcome=type(exc).__name__),
+                )
                 delay = max(delay, 30.0)
             except GatewayError as exc:
-                logger.warning("%s; trying again in %.1f s", exc, delay)
+                logger.warning(
+                    "%s; trying again in %.1f s",
+                    exc,
+                    delay,
+                    extra=fields(gateway=self.name, outcome=type(exc).__name__),
+                )
             self._closed.wait(delay)
             delay = min(delay * 2, 30.0)
 
@@ -374,70 +388,3 @@ class SmppSession:
             reason = f"connection lost ({type(exc).__name__}: {exc})"
         finally:
             self._lost(connection.generation, reason)
-
-    def _keepalive(self, connection: Connection) -> None:
-        now = time.monotonic()
-        if connection.enquiry_sent is not None:
-            if now - connection.enquiry_sent > self.timeout:
-                raise SessionEnded(f"no reply to enquire_link within {self.timeout:g} s")
-        elif now - connection.last_read >= self.enquire_link:
-            connection.enquiry_sent = now
-            self.write(connection, smpplib.smpp.make_pdu("enquire_link", client=connection.client))
-
-    def _dispatch(self, connection: Connection, frame: bytes) -> bool:
-        """Act on one PDU; True when the session is over (an unbind either way)."""
-        command_id, status, sequence = struct.unpack(">LLL", frame[4:16])
-        try:
-            pdu = smpplib.smpp.parse_pdu(
-                frame, client=connection.client, allow_unknown_opt_params=True
-            )
-        except Exception as exc:  # a PDU smpplib cannot read must not end the session
-            logger.warning(
-                "gateway %s: unreadable PDU 0x%08X (%s: %s)",
-                self.name,
-                command_id,
-                type(exc).__name__,
-                exc,
-            )
-            pdu = None
-        command = pdu.command if pdu is not None else ""
-        if command_id == SUBMIT_SM_RESP or (command_id == GENERIC_NACK and self._waiting(sequence)):
-            if command_id == GENERIC_NACK:
-                status = status or c.SMPP_ESME_RSYSERR
-            message_id = canonical_id(as_text(getattr(pdu, "message_id", None)), self.bases.submit)
-            accepted = self.on_accepted
-            if accepted is not None and status == ESME_ROK and message_id:
-                # Before the next PDU is read: the receipt for this ID may be that PDU.
-                accepted(message_id)
-            if not self._resolve(sequence, status, message_id):
-                logger.warning("gateway %s: reply to unknown submit %d", self.name, sequence)
-        elif command == "deliver_sm":
-            answer = self._receipts.take(connection, sequence, pdu)
-            if answer is not None:
-                self._respond(connection, "deliver_sm_resp", sequence, answer)
-        elif command == "enquire_link":
-            self._respond(connection, "enquire_link_resp", sequence)
-        elif command == "unbind":
-            self._respond(connection, "unbind_resp", sequence)
-            raise SessionEnded("the SMSC unbound the session")
-        elif command == "unbind_resp":
-            connection.unbound.set()
-            return True
-        elif command in ("enquire_link_resp", "deliver_sm_resp", "generic_nack"):
-            if status:
-                logger.warning("gateway %s: %s %s", self.name, command, describe_status(status))
-        elif not command_id & 0x80000000:
-            # A request this client does not serve (data_sm, alert_notification, ...).
-            self._respond(connection, "generic_nack", sequence, c.SMPP_ESME_RINVCMDID)
-        return False
-
-    def _respond(
-        self, connection: Connection, command: str, sequence: int, status: int = ESME_ROK
-    ) -> None:
-        pdu = smpplib.smpp.make_pdu(command, client=connection.client)
-        # smpplib ignores sequence= and status= given to make_pdu.
-        pdu.sequence, pdu.status = sequence, status
-        self.write(connection, pdu)
-
-    def _answer_receipt(self, connection: Connection, sequence: int, status: int) -> None:
-        self._respond(connection, "deliver_sm_resp", sequence, status)

@@ -29,6 +29,7 @@ from ...exceptions import (
     ProviderRefused,
     RateLimited,
 )
+from ...logs import fields
 from ..base import Outgoing
 from .connection import TICK, Connection, Lost
 from .pdu import (
@@ -249,7 +250,22 @@ class SubmitRun:
 
     def _settle(self, part: _Part, result: int | Lost, message_id: str) -> None:
         session = self.session
-        metrics.request_done(session.name, _outcome(result), time.monotonic() - part.sent_at)
+        seconds = time.monotonic() - part.sent_at
+        metrics.request_done(session.name, _outcome(result), seconds)
+        logger.debug(
+            "gateway %s: submit_sm %s in %d ms",
+            session.name,
+            _outcome(result),
+            round(seconds * 1000),
+            extra=fields(
+                gateway=session.name,
+                message_id=self.messages[part.message].ref,
+                smsc_id=message_id or None,
+                outcome=_outcome(result),
+                attempts=part.attempts + 1,
+                duration_ms=round(seconds * 1000),
+            ),
+        )
         where = f"gateway {session.name}: to {self.messages[part.message].recipient}"
         if len(self.encoded[part.message].payloads) > 1:
             where += f", part {part.number} of {len(self.encoded[part.message].payloads)}"
@@ -287,7 +303,18 @@ class SubmitRun:
                     ),
                 )
                 return
-            logger.info("%s: %s; again in %.2f s", where, status_name(result), delay)
+            logger.info(
+                "%s: %s; again in %.2f s",
+                where,
+                status_name(result),
+                delay,
+                extra=fields(
+                    gateway=session.name,
+                    message_id=self.messages[part.message].ref,
+                    outcome=_outcome(result),
+                    attempts=part.attempts,
+                ),
+            )
             part.not_before = time.monotonic() + delay
             session.pause(delay)
             self.todo.appendleft(part)

@@ -52,9 +52,21 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--recipients", type=int, default=1000)
-        parser.add_argument("--gateway", choices=["xml", "http", "json"], default="xml")
-        parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--recipients", type=int, default=1000, help="campaign size (default 1000)"
+        )
+        parser.add_argument(
+            "--gateway",
+            choices=["xml", "http", "json"],
+            default="xml",
+            help="which of the emulator's gateways to send through (default xml)",
+        )
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=2026,
+            help="seed of the made-up recipients and their fates, for a repeatable run",
+        )
         parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
         parser.add_argument(
             "--use-project-database",
