@@ -1,10 +1,13 @@
 """Loaded into each benchmark worker (``celery worker -I bench.worker_probe``): counts the SQL
-statements and gateway requests each task makes and the process's peak RSS, into Redis."""
+statements and gateway requests each task makes and the process's peak RSS, into Redis. With
+``BENCH_REQUEST_TIMES`` set it also logs when each request was made (after the rate limiter let
+it go), as ``"<unix time> <path>"`` in the list ``bench:request_times``."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any
 
 import redis
@@ -15,6 +18,7 @@ from django_smsclub.gateways.transport import HttpTransport
 
 store = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
 _open: dict[str, contextlib.ExitStack] = {}
+_log_times = bool(os.environ.get("BENCH_REQUEST_TIMES"))
 _counts = {"queries": 0}
 
 
@@ -45,8 +49,17 @@ _request = HttpTransport.request
 
 
 def _counted_request(self: HttpTransport, method: str, path: str, **kwargs: Any) -> Any:
-    store.hincrby("bench:requests", path.rsplit("/", 1)[-1], 1)
-    return _request(self, method, path, **kwargs)
+    made = time.time()
+    try:
+        return _request(self, method, path, **kwargs)
+    finally:
+        # Written after the request, so the probe adds no delay between the rate limiter's
+        # grant and the request.
+        with store.pipeline(transaction=False) as pipe:
+            if _log_times:
+                pipe.rpush("bench:request_times", f"{made:.6f} {path}")
+            pipe.hincrby("bench:requests", path.rsplit("/", 1)[-1], 1)
+            pipe.execute()
 
 
 HttpTransport.request = _counted_request  # type: ignore[method-assign]

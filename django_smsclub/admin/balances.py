@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .. import ratelimit
 from ..exceptions import ConfigurationError, GatewayError
 from ..gateways import get_gateway
 from ..money import balance_currency
@@ -98,7 +99,7 @@ def _fetch_balance(name: str) -> Future[BalanceInfo]:
 
 def _read_balance(name: str) -> BalanceInfo:
     try:
-        balance = get_gateway(name).balance()
+        balance = ratelimit.balance_of(get_gateway(name))
     except (GatewayError, ConfigurationError) as exc:
         info = BalanceInfo(name, error=str(exc), checked_at=timezone.now())
     except Exception as exc:

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from .. import phones
+from ..models import PRIORITY_CAMPAIGN, PRIORITY_MAX
 
 #: The largest id a database column holds: a larger one is no object's, not a crash.
 MAX_ID = 2**63 - 1
@@ -63,6 +64,26 @@ class StrictBooleanField(serializers.BooleanField):
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool | str):
             self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
+class PriorityField(serializers.IntegerField):
+    """A claim priority: a whole number from 0 to PRIORITY_MAX, lower sent first. Only a JSON
+    number: DRF's IntegerField would take ``true``, ``"5"`` or ``1.0`` too."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", PRIORITY_MAX)
+        kwargs.setdefault(
+            "help_text",
+            f"Lower is sent first: 0 (single messages' default) before campaigns' "
+            f"{PRIORITY_CAMPAIGN}; from 0 to {PRIORITY_MAX}.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 

@@ -25,6 +25,9 @@ Endpoints (all on :attr:`Emulator.url`):
   ``/v2/sms/send`` (``{"src_addr", "data_message": [{"phone", "message"}]}``, at most 100);
   bearer token; phones and IDs may be JSON numbers; 9 requests/s per token
   (``emu.json_rate_limit``).
+- Every gateway: ``emu.rate_limit`` (default None, no cap) caps the requests of one account in
+  any sliding second, whichever gateway and operation they take; beyond it the request is
+  refused with HTTP 429 and ``Retry-After: 1`` (the Yii2 error object on JSON).
 - SOAP ``/soap/soapGateway.wsdl`` and ``/soap/soapGateway.php``.
 
 Reply variants per account (keywords of :meth:`Emulator.add_account`, or

@@ -210,3 +210,13 @@ class Emulator:
     @json_rate_limit.setter
     def json_rate_limit(self, value: int | None) -> None:
         self.state.json_rate_limit = value
+
+    @property
+    def rate_limit(self) -> int | None:
+        """Requests per account in any one-second window, on every gateway (None or 0: no
+        cap, the default). Beyond it a request is refused with HTTP 429 and ``Retry-After``."""
+        return self.state.rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: int | None) -> None:
+        self.state.rate_limit = value

@@ -121,7 +121,7 @@ def _endpoint(handler: Handler) -> Callable[[State, Request], Reply]:
         if account is None:
             return error(401, "Your request was made with invalid credentials.")
         http_200 = account.json_errors_http_200
-        if not state.allow_json(token.strip()):
+        if not state.allow_json(token.strip()) or not state.allow_account(account):
             return error(429, "Rate limit exceeded.", {"Retry-After": "1"}, http_200=http_200)
         try:
             return reply(200, {"success_request": handler(state, account, _body(request))})

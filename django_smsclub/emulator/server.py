@@ -6,6 +6,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 from . import http_api, json_api, soap_api, xml_api
 from .faults import Fault, Faults, garble
 from .rules import Refused
-from .state import RequestRecord, State
+from .state import RequestRecord, State, TooManyRequests
 from .wire import Reply, Request, Route, scrub
 
 logger = logging.getLogger("django_smsclub.emulator")
@@ -95,13 +96,14 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
+        received, arrived = self.server.state.now(), time.monotonic()
         headers = {name.lower(): value for name, value in self.headers.items()}
         request = Request(self.command, url.path, url.query, body, headers)
         route = ROUTES.get(url.path)
         if route is None and url.path in DISPATCH:
             route = DISPATCH[url.path](request)
         if route is None:
-            self._finish(request, None, _not_found(url.path), {}, None)
+            self._finish(request, None, _not_found(url.path), {}, None, received)
             return
         state = self.server.state
         params = scrub(route.log_params(request), state.secrets())
@@ -115,12 +117,14 @@ class Handler(BaseHTTPRequestHandler):
         elif decision.kind == "refuse" and decision.fault is not None:
             reply = refusal(route, decision.fault)
         elif decision.kind != "drop_before":
-            reply = self._handle(route, request)
+            # The provider's rate limit counts a request when it arrives, before the delay.
+            with state.arriving(arrived):
+                reply = self._handle(route, request)
             if decision.kind == "drop_after":
                 reply = None
             elif decision.kind == "garbled" and decision.fault is not None:
                 reply.body = garble(reply.body, decision.fault.rng)
-        self._finish(request, route, reply, params, decision.label)
+        self._finish(request, route, reply, params, decision.label, received)
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -140,6 +144,8 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, route: Route, request: Request) -> Reply:
         try:
             return route.handle(self.server.state, request)
+        except TooManyRequests:
+            return too_many_requests(route)
         except Exception:
             logger.exception("emulator: %s %s failed", request.method, request.path)
             return _server_error(route)
@@ -151,6 +157,7 @@ class Handler(BaseHTTPRequestHandler):
         reply: Reply | None,
         params: dict[str, object],
         fault: str | None,
+        received: float | None = None,
     ) -> None:
         state = self.server.state
         state.record(
@@ -163,6 +170,7 @@ class Handler(BaseHTTPRequestHandler):
                 status_code=reply.status if reply else None,
                 fault=fault,
                 params=params,
+                received=received,
             )
         )
         if reply is None:
@@ -200,6 +208,14 @@ def refusal(route: Route, fault: Fault) -> Reply:
     if route.gateway == "soap":
         return soap_api.fault("Client", str(refused))
     return http_api.refusal(str(refused))
+
+
+def too_many_requests(route: Route) -> Reply:
+    """The reply to a request over the account's :attr:`State.rate_limit`: HTTP 429 with
+    ``Retry-After: 1`` (a Yii2 error object on JSON)."""
+    if route.gateway == "json":
+        return json_api.error(429, "Rate limit exceeded.", {"Retry-After": "1"})
+    return Reply(429, "text/plain; charset=utf-8", b"Too Many Requests", {"Retry-After": "1"})
 
 
 def _server_error(route: Route) -> Reply:

@@ -6,10 +6,12 @@ can use one :class:`State` at once.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -60,6 +62,9 @@ class RequestRecord:
     status_code: int | None
     fault: str | None
     params: dict[str, Any]
+    #: When the request arrived (its body read, before any injected delay); ``time`` is when
+    #: it was answered.
+    received: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,16 @@ class _Data:
     outcomes: dict[str, str] = field(default_factory=dict)
     blacklist: set[str] = field(default_factory=set)
     life: _Life = field(default_factory=_Life)
-    hits: dict[str, deque[float]] = field(default_factory=dict)
+    hits: dict[str, list[float]] = field(default_factory=dict)
+    account_hits: dict[str, list[float]] = field(default_factory=dict)
+
+
+class TooManyRequests(Exception):
+    """An account made more requests than :attr:`State.rate_limit` allows in one second."""
+
+    def __init__(self, username: str):
+        super().__init__(f"account {username}: too many requests")
+        self.username = username
 
 
 class State:
@@ -107,10 +121,14 @@ class State:
         self.http_reply_shape = "seen"
         self.json_ids_per_part = True
         self.json_rate_limit: int | None = 9
+        #: Requests per account in any sliding second, on every gateway and operation (None or
+        #: 0: no cap). Beyond it the request is refused with HTTP 429 and ``Retry-After: 1``.
+        self.rate_limit: int | None = None
         #: Refuse whitespace between XML tags, as the document says (the service accepts it).
         self.xml_strict_whitespace = False
         self._offset = 0.0
         self._next_id = 1
+        self._arrival = threading.local()
         self._data = _Data()
         self.reset()
 
@@ -120,6 +138,7 @@ class State:
             self.http_reply_shape = "seen"
             self.json_ids_per_part = True
             self.json_rate_limit = 9
+            self.rate_limit = None
             self.xml_strict_whitespace = False
             self.add_account(
                 DEFAULT_USERNAME, DEFAULT_PASSWORD, token=DEFAULT_TOKEN, senders=DEFAULT_SENDERS
@@ -180,6 +199,8 @@ class State:
                 if account is not None:
                     refusal.language = account.refusal_language
                 raise refusal
+            if not self.allow_account(account):
+                raise TooManyRequests(account.username)
             return account
 
     def by_token(self, token: str) -> Account | None:
@@ -340,17 +361,29 @@ class State:
     def allow_json(self, token: str) -> bool:
         """Whether ``token`` may make one more JSON request now (a sliding one-second window)."""
         with self.lock:
-            limit = self.json_rate_limit
-            if not limit:
-                return True
-            now = time.monotonic()
-            hits = self._data.hits.setdefault(token, deque())
-            while hits and now - hits[0] >= 1.0:
-                hits.popleft()
-            if len(hits) >= limit:
-                return False
-            hits.append(now)
-            return True
+            return _admit(self._data.hits, token, self.json_rate_limit, self._arrived())
+
+    def allow_account(self, account: Account) -> bool:
+        """Whether ``account`` may make one more request now under :attr:`rate_limit` (a
+        sliding one-second window over all its requests, whichever gateway they take)."""
+        with self.lock:
+            return _admit(
+                self._data.account_hits, account.username, self.rate_limit, self._arrived()
+            )
+
+    @contextmanager
+    def arriving(self, at: float) -> Iterator[None]:
+        """Rate limits count the requests handled in this thread in the block as arrived at
+        ``at`` (``time.monotonic()``), not when a handler gets to them after a delay."""
+        self._arrival.at = at
+        try:
+            yield
+        finally:
+            self._arrival.at = None
+
+    def _arrived(self) -> float:
+        at = getattr(self._arrival, "at", None)
+        return time.monotonic() if at is None else float(at)
 
     def record(self, entry: RequestRecord) -> None:
         with self.lock:
@@ -376,3 +409,17 @@ class State:
 
     def balance_of(self, username: str) -> Decimal:
         return self.account(username).balance
+
+
+def _admit(hits_by_key: dict[str, list[float]], key: str, limit: int | None, at: float) -> bool:
+    """Log one request under ``key`` that arrived at ``at`` unless ``limit`` requests arrived
+    in the second before it. Requests are handled about in the order they arrived, so the
+    log keeps them sorted and forgets those two seconds older than the latest."""
+    if not limit:
+        return True
+    hits = hits_by_key.setdefault(key, [])
+    del hits[: bisect.bisect_left(hits, at - 2.0)]
+    if bisect.bisect_right(hits, at) - bisect.bisect_right(hits, at - 1.0) >= limit:
+        return False
+    bisect.insort(hits, at)
+    return True

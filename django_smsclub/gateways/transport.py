@@ -8,7 +8,7 @@ own, inherits no HTTP machinery.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +22,7 @@ from ..exceptions import (
     ConfigurationError,
     GatewayMisconfigured,
     GatewayUnavailable,
+    RateLimited,
 )
 from .base import Gateway
 from .redaction import protect_logger
@@ -72,6 +73,10 @@ class HttpTransport(Gateway):
     that failed after it went out is :class:`AmbiguousSend`, never retried; one that surely
     did not is :class:`GatewayUnavailable`.
     """
+
+    #: Whether the gateway reads an HTTP 429 reply itself (the JSON API's error object);
+    #: for the others :meth:`request` raises :class:`RateLimited`.
+    reads_rate_limit_replies: ClassVar[bool] = False
 
     def __init__(self, name: str = "default", **options: Any):
         super().__init__(name, **options)
@@ -151,6 +156,14 @@ class HttpTransport(Gateway):
                 f"gateway {where}: reply cut off ({self.describe(exc)})", gateway=self.name
             ) from None
         response._content = body
+        if response.status_code == 429 and not self.reads_rate_limit_replies:
+            # Too Many Requests: refused before it was acted on, whatever the operation. A
+            # retry after the server's Retry-After, never a spent attempt (nor a guess).
+            raise RateLimited(
+                f"gateway {where}: too many requests (HTTP 429); the request was not acted on",
+                gateway=self.name,
+                retry_after=retry_after(response),
+            )
         if response.status_code >= 500 and not server_errors:
             raise after_sending(
                 f"gateway {where}: HTTP {response.status_code} from the provider",
@@ -162,6 +175,15 @@ class HttpTransport(Gateway):
         """``exc`` for an error message: exceptions from requests can quote the URL, and a GET
         URL holds the password."""
         return self.redact(f"{type(exc).__name__}: {exc}")[:300]
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The seconds a reply's ``Retry-After`` asks for (a number of seconds), or None."""
+    try:
+        value = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return value if 0 <= value < 86400 else None
 
 
 def read_bounded(response: requests.Response) -> bytes:

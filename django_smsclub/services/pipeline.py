@@ -12,25 +12,27 @@ its own send; a message sent schedules its first poll.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from .. import conf, ratelimit, selectors
-from ..exceptions import InvalidMessage, NotAttempted, Preempted, RateLimited
+from ..exceptions import InvalidMessage, NotAttempted, RateLimited
 from ..gateways import Gateway, Outgoing, SendOutcome, get_gateway
+from ..logs import fields
 from ..models import DeliveryReport, Message
 from ..status import Status
+from . import optout
+from .leases import hold_claims
 from .rows import claim_rows, with_row_locks
 from .sending import enqueue_send
 from .tracking import request_poll
 from .transitions import Transition, clip_errors, move_messages, notify
+from .windows import claim_within_windows
 
 logger = logging.getLogger("django_smsclub")
 
@@ -41,10 +43,11 @@ def send_due(
     """Claim, send and record batches of due messages of one gateway until none are left
     (or ``time_budget`` seconds have passed); return how many messages were handled.
 
-    Each batch is claimed most urgent first, and its requests stop as soon as a more urgent
-    message is due (the rest go back unsent), so a login code is sent by whichever worker
-    makes its next request, however big the campaign it works on. The loop ends after a
-    request failed: what it put back is scheduled, not hammered at a provider that is down.
+    Each batch is claimed most urgent first, and messages more urgent than a batch that come
+    due while it is sent go out between two of its requests (:func:`send_claimed`), so a login
+    code is sent by whichever worker makes its next request, however big the campaign it works
+    on. The loop ends after a request failed: what it put back is scheduled, not hammered at a
+    provider that is down.
     """
     gateway = get_gateway(gateway_name)
     limit = batch_size or conf.send_batch_size()
@@ -58,35 +61,44 @@ def send_due(
             outcomes = send_claimed(gateway, batch)
         record_outcomes(batch, outcomes)
         handled += sum(1 for o in outcomes if not isinstance(o.error, NotAttempted))
-        preempted = any(isinstance(o.error, Preempted) for o in outcomes)
-        failed = any(isinstance(o.error, NotAttempted | RateLimited) for o in outcomes)
-        if failed and not preempted:
+        if any(isinstance(o.error, NotAttempted | RateLimited) for o in outcomes):
             return handled
-        if (len(batch) < limit and not preempted) or (
-            deadline is not None and time.monotonic() >= deadline
-        ):
+        if len(batch) < limit or (deadline is not None and time.monotonic() >= deadline):
             return handled
 
 
-def claim_batch(gateway_name: str, limit: int, *, now: datetime | None = None) -> list[Message]:
+def claim_batch(
+    gateway_name: str,
+    limit: int,
+    *,
+    now: datetime | None = None,
+    more_urgent_than: int | None = None,
+) -> list[Message]:
     """Take up to ``limit`` due queued messages of one gateway for this worker alone, in
     claim order: ``priority`` (lower first), ``next_attempt_at``, pk.
 
     They come back ``sending`` with ``claimed_at`` set (the start of the lease). Two workers
     never take the same message. No attempt is counted yet: that is done when the message's
-    request is made (:func:`record_outcomes`).
+    request is made (:func:`record_outcomes`). A campaign message (or one sent with
+    ``respect_window``) whose send window is closed is not taken: it waits for the opening
+    (:func:`~django_smsclub.services.windows.claim_within_windows`). One the stop list keeps
+    from its number is cancelled, "opted out", never sent (:func:`.optout.claim_sendable`).
     """
     now = now or timezone.now()
     due = Message.objects.filter(
         gateway=gateway_name, status=Status.QUEUED, next_attempt_at__lte=now
     )
-    claimed = claim_rows(
-        due,
+    if more_urgent_than is not None:
+        due = due.filter(priority__lt=more_urgent_than)
+    claim = partial(
+        claim_rows,
+        optout.with_scope(due),
         ("priority", "next_attempt_at", "pk"),
-        limit,
         status=Status.SENDING,
         claimed_at=now,
     )
+    # A message whose send window is closed is put back, due at its opening, unsignalled.
+    claimed = claim_within_windows(partial(optout.claim_sendable, claim, now=now), limit, now=now)
     for message in claimed:
         message.status, message.claimed_at = Status.SENDING, now
     notify(Transition(m, Status.QUEUED, Status.SENDING) for m in claimed)
@@ -100,8 +112,9 @@ def send_claimed(gateway: Gateway, messages: Sequence[Message]) -> list[SendOutc
     refuses a malformed message alone, stops the batch after a request fails for a reason
     other than a refusal, and takes a crash or a wrong count of outcomes as ambiguous. Every
     request first takes one token of the account's rate limit. Before each request after the
-    first, a message more urgent than the batch that came due stops the batch: the requests
-    not made get :class:`Preempted` / :class:`NotAttempted`, and go back unsent.
+    first, messages more urgent than the batch that came due are claimed, sent and recorded
+    first; then the batch goes on. The first worker to look takes them, the others find none:
+    no batch is put back for them.
     """
     limiter = ratelimit.for_gateway(gateway)
     outgoing = [Outgoing(m.recipient, m.text, m.pk, sender=m.sender) for m in messages]
@@ -111,11 +124,18 @@ def send_claimed(gateway: Gateway, messages: Sequence[Message]) -> list[SendOutc
     def before_request() -> None:
         nonlocal requests
         requests += 1
-        if requests > 1 and selectors.has_due_messages(gateway.name, more_urgent_than=least_urgent):
-            raise Preempted(
-                f"gateway {gateway.name}: left for a more urgent message; not attempted",
-                gateway=gateway.name,
+        # Nothing is more urgent than priority 0: a batch of such messages never probes.
+        if (
+            requests > 1
+            and least_urgent > 0
+            and selectors.has_due_messages(gateway.name, more_urgent_than=least_urgent)
+        ):
+            urgent = claim_batch(
+                gateway.name, conf.send_batch_size(), more_urgent_than=least_urgent
             )
+            if urgent:
+                with hold_claims(urgent):
+                    record_outcomes(urgent, send_claimed(gateway, urgent))
         if limiter is not None:
             limiter.acquire()
 
@@ -166,6 +186,14 @@ def record_outcomes(
                     status,
                     Status.SENDING,
                     outcome.error or f"accepted as SMSC IDs {', '.join(outcome.smsc_ids)}",
+                    extra=fields(
+                        gateway=message.gateway,
+                        message_id=message.pk,
+                        smsc_ids=list(outcome.smsc_ids) or None,
+                        old_status=str(status),
+                        outcome="late_" + (type(outcome.error).__name__ if outcome.error else "ok"),
+                        attempts=message.attempts,
+                    ),
                 )
         transitions = plan.write(by_pk)
         notify(transitions)
@@ -233,6 +261,14 @@ class _Plan:
             "recorded as sent and tracked",
             message.pk,
             message.status,
+            extra=fields(
+                gateway=message.gateway,
+                message_id=message.pk,
+                smsc_ids=list(outcome.smsc_ids),
+                old_status=str(message.status),
+                outcome="late_ok",
+                attempts=message.attempts + 1,
+            ),
         )
         self.attempts[message.pk] = message.attempts + 1
         self._accept(message, outcome, self.corrected)
@@ -311,46 +347,6 @@ def release_claims(messages: Sequence[Message]) -> int:
         )
         notify(moved)
     return len(moved)
-
-
-@contextmanager
-def hold_claims(messages: Sequence[Message]) -> Iterator[None]:
-    """Renew the lease of the claims on ``messages`` while the block runs.
-
-    A thread of its own sets ``claimed_at`` to now every third of ``STALE_SENDING_AFTER``
-    for those still ``sending``: a slow provider never makes the sweep take the claims of a
-    worker that is alive. The thread uses (and closes) its own database connection.
-    """
-    stop = threading.Event()
-    interval = max(conf.stale_sending_after().total_seconds() / 3, 0.05)
-    pks = [m.pk for m in messages]
-    heart = threading.Thread(
-        target=_renew_leases, args=(pks, interval, stop), name="smsclub-lease", daemon=True
-    )
-    heart.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        heart.join()
-
-
-def renew_claims(pks: Sequence[int], *, now: datetime | None = None) -> int:
-    """Renew the leases of the claims on ``pks`` still ``sending``; return how many."""
-    return Message.objects.filter(pk__in=list(pks), status=Status.SENDING).update(
-        claimed_at=now or timezone.now()
-    )
-
-
-def _renew_leases(pks: Sequence[int], interval: float, stop: threading.Event) -> None:
-    try:
-        while not stop.wait(interval):
-            try:
-                renew_claims(pks)
-            except Exception:
-                logger.exception("could not renew the claims of %d message(s)", len(pks))
-    finally:
-        connections.close_all()
 
 
 def sweep_stale_claims(*, now: datetime | None = None, limit: int = 1000) -> int:

@@ -674,6 +674,41 @@ class TestJson:
         emu.json_rate_limit = None
         assert all(json_post(emu, "/sms/balance").status_code == 200 for _ in range(15))
 
+    def test_account_rate_limit_counts_every_gateway(self, emu):
+        params = {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
+        balance = emu.url + HTTP + "httpgetbalance.php"
+        assert emu.rate_limit is None
+        assert all(requests.post(balance, data=params, timeout=5).ok for _ in range(15))
+        time.sleep(1.05)
+        emu.rate_limit = 3
+        assert requests.post(balance, data=params, timeout=5).status_code == 200
+        http_send(emu, R1, "hi")
+        assert json_post(emu, "/sms/balance").status_code == 200  # the same account's token
+        refused = requests.post(balance, data=params, timeout=5)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "1"
+        assert json_post(emu, "/sms/balance").json()["status"] == 429
+        emu.add_account("380671234567", "other-pass", token="other-token")
+        assert json_post(emu, "/sms/balance", token="other-token").status_code == 200
+        assert [r.status_code for r in emu.requests[-4:]] == [200, 429, 429, 200]
+        assert all(r.received is not None and r.received <= r.time for r in emu.requests)
+        time.sleep(1.05)
+        assert requests.post(balance, data=params, timeout=5).status_code == 200
+
+    def test_rate_limits_count_a_request_when_it_arrives_not_after_its_delay(self, emu):
+        params = {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
+        balance = emu.url + HTTP + "httpgetbalance.php"
+        emu.rate_limit = 1
+        emu.faults.add("latency", times=1, seconds=0.5)
+        started = time.monotonic()
+        assert requests.post(balance, data=params, timeout=5).status_code == 200
+        time.sleep(max(0.0, started + 1.05 - time.monotonic()))
+        # Answered 0.5 s after it arrived, the first request still counts from its arrival.
+        assert requests.post(balance, data=params, timeout=5).status_code == 200
+        assert requests.post(balance, data=params, timeout=5).status_code == 429
+        first = emu.requests[0]
+        assert first.fault == "latency" and first.time - first.received >= 0.5
+
 
 class TestStatusLife:
     def test_default_one_poll_then_delivered(self, emu):

@@ -394,7 +394,10 @@ def charset_of(content_type: str) -> str | None:
 
 
 def reads_as_refusal(kind: str, body: bytes, content_type: str, status: int) -> bool:
-    """Whether a reply may stand for a refusal: words (HTTP), a 4xx JSON error object."""
+    """Whether a reply may stand for a refusal: words (HTTP), a 4xx JSON error object, and
+    HTTP 429 whatever its body on the gateways that do not read it (a pause asked for)."""
+    if status == 429 and kind != "json":
+        return True
     if kind.startswith("http"):
         reply = decode_reply(body, charset_of(content_type))
         return status < 500 and reply is not None and looks_like_error_text(reply)

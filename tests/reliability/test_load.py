@@ -4,8 +4,8 @@ SIGKILL in the middle of a send, and Redis restarts and forgets everything it he
 
 The periodic tasks (sent to the broker every second, as a fast Celery beat would) recover
 what the restart lost. Afterwards every message is final, nobody got a text twice, every
-final message fired ``message_finished`` once, and the provider never saw more requests in
-one second than the gateway's ``RATE_LIMIT``.
+final message fired ``message_finished`` once, and the provider never saw more than the
+gateway's ``RATE_LIMIT`` requests in any sliding second (wherever the second starts).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 from django.conf import settings as django_settings
+from kombu import pools
 
 from django_smsclub.emulator import server
 from django_smsclub.models import Message
@@ -57,10 +58,12 @@ TIMEOUT = 1.0
 DEADLINE = 420.0
 #: A sweep settles a claim its worker left behind after this many seconds.
 STALE_SENDING_AFTER = 5
-#: A request may reach the provider this long after its worker took the token (see
-#: :meth:`Provider.overfull_seconds`). On a loaded 2-core machine requests holding a token
-#: of the second before were seen arriving up to about 0.1 s into the next one.
-CARRY = 0.2
+#: RATE_LIMIT_MARGIN of the run: the limiter's window is 1 s plus this, so a request that
+#: reaches the provider up to this much later than the one it follows by RATE_LIMIT still
+#: falls in another second. On this 2-core machine, loaded by 4 workers, PostgreSQL and the
+#: emulator (whose handler threads note each arrival under this process's GIL), arrivals were
+#: seen up to about 0.2 s after their token.
+MARGIN = 0.25
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -131,27 +134,40 @@ class Provider:
         self.held_recipients = [number for field in listed for number in field.split(";")]
         return True
 
-    def busiest_seconds(self) -> list[tuple[int, int]]:
-        """(second of the clock, send and status requests in it), busiest first."""
-        per_second = Counter(int(moment) for moment, op in self.arrivals if op != "other")
-        return per_second.most_common()
+    def request_times(self) -> list[float]:
+        """When each send and status request arrived, in order."""
+        return sorted(moment for moment, op in self.arrivals if op != "other")
 
-    def overfull_seconds(self, limit: int, carry: float) -> dict[int, int]:
-        """The seconds of the clock that saw more than ``limit`` requests, with how many.
+    def sliding_peak(self, window: float = 1.0) -> tuple[int, float]:
+        """The most requests that arrived within any ``window`` seconds, wherever the window
+        starts, and the time of the first of them."""
+        times = self.request_times()
+        peak, at, first = 0, 0.0, 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= window:
+                first += 1
+            if last - first + 1 > peak:
+                peak, at = last - first + 1, times[first]
+        return peak, at
 
-        A worker takes a token from the limiter's bucket (a second of its clock), then
-        writes the request: one that arrives in the first ``carry`` seconds of a second may
-        hold a token of the second before, and counts there while that one has room.
-        """
-        counted: Counter[int] = Counter()
-        for moment, op in sorted(self.arrivals):
-            if op == "other":
-                continue
-            second = int(moment)
-            if moment - second < carry and counted[second - 1] < limit:
-                second -= 1
-            counted[second] += 1
-        return {second: n for second, n in sorted(counted.items()) if n > limit}
+    def tightest(self, count: int) -> float:
+        """The shortest time in which ``count`` requests arrived."""
+        times = self.request_times()
+        spans = [times[i + count - 1] - times[i] for i in range(len(times) - count + 1)]
+        return min(spans, default=float("inf"))
+
+    def full_windows(self, limit: int, window: float) -> int:
+        """How many times ``limit`` requests arrived within ``window`` seconds, counting
+        windows that do not overlap: how often the limiter held the workers back."""
+        times = self.request_times()
+        full, start = 0, 0
+        while start + limit <= len(times):
+            if times[start + limit - 1] - times[start] < window:
+                full += 1
+                start += limit
+            else:
+                start += 1
+        return full
 
 
 def pid_of_connection(local_port: int, remote_port: int) -> int | None:
@@ -253,6 +269,10 @@ def broker_redis() -> Iterator[RedisServer]:
     yield redis_server
     if not redis_server.alive():
         redis_server.start()
+    # The restart left this process's pooled broker connections dead: the tests after this
+    # one get new ones (what Celery does in a forked child).
+    pools.reset()
+    app._after_fork()
 
 
 class Chaos:
@@ -323,6 +343,7 @@ def test_20000_messages_survive_faults_a_killed_worker_and_a_redis_restart(
         SEND_BATCH_SIZE=200,
         POLL_BATCH_SIZE=200,
         STALE_SENDING_AFTER=STALE_SENDING_AFTER,
+        RATE_LIMIT_MARGIN=MARGIN,
     )
     settings.SMSCLUB = config
     campaign = make_campaign(recipients)
@@ -356,15 +377,18 @@ def test_20000_messages_survive_faults_a_killed_worker_and_a_redis_restart(
     assert all("never recorded an outcome" in m.error for m in held)
     assert all(len(emulator.messages_to(m.recipient)) in (0, m.parts) for m in held)
 
-    # The provider never saw more requests in one second than RATE_LIMIT, and did see
-    # that many often: the limiter was what held the workers back.
-    assert provider.overfull_seconds(RATE_LIMIT, carry=CARRY) == {}
-    busiest = provider.busiest_seconds()
-    assert sum(n == RATE_LIMIT for _, n in busiest) >= 5, busiest[:10]
+    # The provider never saw more than RATE_LIMIT requests in any sliding second, and did
+    # see that many within a limiter's window (plus delivery) often: the limiter was what
+    # held the workers back.
+    peak, peak_at = provider.sliding_peak(1.0)
+    assert peak <= RATE_LIMIT, (peak, peak_at, provider.tightest(RATE_LIMIT + 1))
+    full = provider.full_windows(RATE_LIMIT, 1.0 + MARGIN + 0.1)
+    assert full >= 5, full
 
     outcome = Counter(m.status for m in messages)
     print(
         f"\n{MESSAGES} messages final {elapsed:.1f} s after the start, {WORKERS} workers: "
-        f"{dict(outcome)}; {len(provider.arrivals)} requests, busiest seconds "
-        f"{[n for _, n in busiest[:5]]}; {chaos.log}"
+        f"{dict(outcome)}; {len(provider.arrivals)} requests, at most {peak} in a sliding "
+        f"second ({RATE_LIMIT + 1} took at least {provider.tightest(RATE_LIMIT + 1):.3f} s), "
+        f"{full} full limiter windows; {chaos.log}"
     )

@@ -171,19 +171,21 @@ class Beat:
 
 
 def drive(
-    beat: Beat,
+    beat: Beat | None,
     timeout: float,
     *,
     until: Callable[[], bool] = all_final,
     meanwhile: Callable[[], None] | None = None,
     pause: float = 0.2,
 ) -> None:
-    """Run ``beat`` (and ``meanwhile``) until ``until()`` holds; fail after ``timeout`` s."""
+    """Run ``beat`` (and ``meanwhile``) until ``until()`` holds; fail after ``timeout`` s.
+    Without a beat (None) only the tasks the pipeline schedules itself run."""
     deadline = time.monotonic() + timeout
     while not until():
         if time.monotonic() > deadline:
             raise AssertionError(f"not done after {timeout:.0f} s: {status_counts()}")
-        beat.tick()
+        if beat is not None:
+            beat.tick()
         if meanwhile is not None:
             meanwhile()
         time.sleep(pause)

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...exceptions import SmsClubError
 from ...gateways import get_gateway
 from ...money import format_balance
+from ...ratelimit import balance_of
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, gateway: str | None = None, **options: Any) -> None:
         try:
             chosen = get_gateway(gateway)
-            balance = chosen.balance()
+            balance = balance_of(chosen)
         except SmsClubError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(format_balance(chosen.name, balance))
