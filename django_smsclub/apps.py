@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -12,6 +13,8 @@ class SmsClubConfig(AppConfig):
         # models' campaign methods reach the services through this config, so neither imports
         # a layer above it (tasks -> services -> models).
         from . import checks, services, signals, tasks  # noqa: F401  (checks registers itself)
+        from .services import webhooks
+        from .webhooks import checks as webhook_checks  # noqa: F401  (registers itself)
 
         self.services = services
         # Prometheus metrics, when the [metrics] extra is installed (a no-op otherwise).
@@ -23,4 +26,13 @@ class SmsClubConfig(AppConfig):
         )
         signals.poll_requested.connect(
             tasks.on_poll_requested, dispatch_uid="django_smsclub.tasks.on_poll_requested"
+        )
+        signals.webhooks_requested.connect(
+            tasks.on_webhooks_requested, dispatch_uid="django_smsclub.tasks.on_webhooks_requested"
+        )
+        # SMSCLUB["WEBHOOKS"] becomes endpoints at each migrate (and each minute, by beat).
+        post_migrate.connect(
+            webhooks.sync_endpoints_quietly,
+            sender=self,
+            dispatch_uid="django_smsclub.webhooks.sync_endpoints",
         )

@@ -26,4 +26,9 @@ beat_schedule: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "django_smsclub.webhooks_due": {
+        "task": "django_smsclub.tasks.webhooks_due",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }

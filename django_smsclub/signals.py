@@ -10,6 +10,10 @@ to ``unknown`` because its worker's claim ran out, whose send then comes back ac
 tracked on; its real final status sends ``message_status_changed`` and ``message_delivered``
 or ``message_failed`` again, but not ``message_finished``, and its ``finished_at`` stays the
 time it was first final.
+
+``campaign_finished`` is sent with ``sender=Campaign`` once each time a campaign becomes done,
+after that commits (by the ``sweep`` task, which finds the running campaigns with every
+message final).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ message_failed = Signal()
 #: A message reached a final status of any kind; provides: message, old_status, new_status
 message_finished = Signal()
 
+#: A campaign became done: every message of it is final. Sent once each time it does (a done
+#: campaign given retries runs, and is done, again), after the commit, with ``sender=Campaign``;
+#: provides: campaign
+campaign_finished = Signal()
+
 #: Queued messages of a gateway are due now or at ``when``: ask workers to send them. Sent by
 #: the services after commit and received by :mod:`django_smsclub.tasks` (connected in
 #: ``AppConfig.ready()``), so the services never import the tasks; provides: gateway, when,
@@ -42,6 +51,9 @@ send_requested = Signal()
 #: the services after a send is recorded and after each poll round (received like
 #: ``send_requested``); provides: gateway, when
 poll_requested = Signal()
+#: Webhook deliveries are due now (``when`` None) or at ``when``: ask a worker to deliver them
+#: (received like ``send_requested``); provides: when
+webhooks_requested = Signal()
 
 
 def notify(
@@ -72,5 +84,20 @@ def notify(
                     message.pk,
                     old_status,
                     new_status,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+
+
+def notify_campaign_finished(campaigns: Any) -> None:
+    """Send :data:`campaign_finished` for each of ``campaigns``; log the receivers that fail."""
+    for campaign in campaigns:
+        for receiver, result in campaign_finished.send_robust(
+            sender=type(campaign), campaign=campaign
+        ):
+            if isinstance(result, Exception):
+                logger.error(
+                    "receiver %s of campaign_finished failed for campaign %s",
+                    getattr(receiver, "__qualname__", None) or repr(receiver),
+                    campaign.pk,
                     exc_info=(type(result), result, result.__traceback__),
                 )

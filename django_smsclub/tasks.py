@@ -2,11 +2,13 @@
 
 ``send_queued`` is enqueued when messages are committed; ``send_due``, ``poll_reports`` and
 ``sweep`` are periodic (see :data:`django_smsclub.celery.beat_schedule`). Every task is safe to
-run twice at once: the services claim their rows.
+run twice at once: the services claim their rows. ``deliver_webhooks`` is enqueued when
+webhook events are recorded and for each retry time; ``webhooks_due`` is its periodic safety net.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +16,10 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import conf, selectors, services
+from .exceptions import ConfigurationError
+from .services import webhooks
+
+logger = logging.getLogger("django_smsclub")
 
 #: Seconds a task works before handing the rest to a fresh task, so one long backlog neither
 #: holds a worker for hours nor outlives a broker's visibility timeout.
@@ -55,6 +61,37 @@ def sweep() -> dict[str, int]:
         "stale_claims": services.sweep_stale_claims(),
         "campaigns": services.refresh_campaigns(),
     }
+
+
+@shared_task(name="django_smsclub.tasks.deliver_webhooks", ignore_result=True)
+def deliver_webhooks() -> int:
+    """Deliver the due webhook events; hand what is left to a fresh task after the budget."""
+    made = webhooks.deliver_due(time_budget=TIME_BUDGET)
+    if made and webhooks.due_deliveries().exists():
+        deliver_webhooks.delay()
+    return made
+
+
+@shared_task(name="django_smsclub.tasks.webhooks_due", ignore_result=True)
+def webhooks_due() -> bool:
+    """Periodic safety net: sync the endpoints of ``SMSCLUB["WEBHOOKS"]`` and start a delivery
+    if any is due (a lost task, a broker that was down when one was asked for)."""
+    try:
+        webhooks.sync_endpoints()
+    except ConfigurationError as exc:  # manage.py check names it; deliveries go on meanwhile
+        logger.error("webhook endpoints are not synced: %s", exc)
+    due = webhooks.due_deliveries().exists()
+    if due:
+        deliver_webhooks.delay()
+    return due
+
+
+def on_webhooks_requested(sender: Any, *, when: datetime | None = None, **kwargs: Any) -> None:
+    """Receiver of :data:`django_smsclub.signals.webhooks_requested`: deliver at ``when``."""
+    if when is not None and when > timezone.now():
+        deliver_webhooks.apply_async(eta=when)
+    else:
+        deliver_webhooks.delay()
 
 
 def on_poll_requested(sender: Any, *, gateway: str, when: datetime, **kwargs: Any) -> None:

@@ -18,8 +18,10 @@ from django.db.models import Case, Field, QuerySet, Value, When
 from django.utils import timezone
 
 from .. import signals
+from ..logs import fields as log_fields
 from ..models import ERROR_MAX_LENGTH, Message
 from ..status import Status
+from . import webhooks
 from .rows import with_row_locks
 
 logger = logging.getLogger("django_smsclub")
@@ -81,6 +83,12 @@ def move_messages(
                     len(chunk) - moved,
                     len(chunk),
                     old_status,
+                    extra=log_fields(
+                        message_ids=[m.pk for m in chunk],
+                        count=len(chunk),
+                        old_status=str(old_status),
+                        outcome="raced",
+                    ),
                 )
                 continue
             for message in chunk:
@@ -116,9 +124,11 @@ def clip_errors(errors: Mapping[int, str]) -> dict[int, str]:
 
 
 def notify(transitions: Iterable[Transition]) -> None:
-    """Signal each transition once the surrounding transaction commits."""
+    """Signal each transition once the surrounding transaction commits; owe the webhook
+    events they make in that transaction (rows only, in bulk: no request is made here)."""
     transitions = list(transitions)
     if transitions:
+        webhooks.record_message_events(transitions)
         transaction.on_commit(
             partial(_send_signals, transitions),
             using=router.db_for_write(Message),
@@ -149,10 +159,56 @@ def _updates(
 
 
 def _send_signals(transitions: list[Transition]) -> None:
+    log_transitions(transitions)
     for transition in transitions:
         signals.notify(
             transition.message,
             transition.old_status,
             transition.new_status,
             finished_before=transition.finished_before,
+        )
+
+
+def log_transitions(transitions: Sequence[Transition]) -> None:
+    """One record per gateway, campaign, status change and attempt count: the messages that
+    made it.
+
+    Claims and their release (``queued`` <-> ``sending``) are DEBUG; every other change is
+    INFO, a refusal or an unknown fate WARNING. Only fields already loaded are read (a
+    message may come with some deferred: reading one would cost a query per message).
+    """
+    groups: dict[tuple[str, int | None, str, str, int | None], list[Any]] = defaultdict(list)
+    for t in transitions:
+        loaded = t.message.__dict__
+        key = (
+            loaded.get("gateway") or "",
+            loaded.get("campaign_id"),
+            t.old_status,
+            t.new_status,
+            loaded.get("attempts"),
+        )
+        groups[key].append(t.message.pk)
+    for (gateway, campaign_id, old, new, attempts), pks in groups.items():
+        if {old, new} == {Status.QUEUED, Status.SENDING}:
+            level = logging.DEBUG
+        elif new in (Status.FAILED, Status.UNKNOWN):
+            level = logging.WARNING
+        else:
+            level = logging.INFO
+        logger.log(
+            level,
+            "gateway %s: %d message(s) %s -> %s",
+            gateway,
+            len(pks),
+            old,
+            new,
+            extra=log_fields(
+                gateway=gateway or None,
+                campaign_id=campaign_id,
+                message_ids=pks,
+                count=len(pks),
+                old_status=str(old),
+                outcome=str(new),
+                attempts=attempts,
+            ),
         )
