@@ -6,6 +6,7 @@ from django.db import connections
 from django_smsclub.emulator import Emulator
 from django_smsclub.gateways import locmem
 from tests.support.canned import CannedServer
+from tests.support.clock import clock  # noqa: F401  (a fixture: timezone.now frozen)
 from tests.support.scripted import CP1251, SCRIPT, SCRIPTED
 from tests.support.settings import gateway, smsclub_settings
 
