@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_smsclub import conf
 from django_smsclub.exceptions import InvalidMessage
 from django_smsclub.models import Campaign, Message
+from django_smsclub.operators import operator_of
 from django_smsclub.services import campaigns, templates
 from django_smsclub.services import rows as row_storage
 from django_smsclub.status import Status
@@ -77,8 +78,12 @@ def test_copy_stores_exactly_what_bulk_create_stores(with_user):
     rows = [(f"38050{i:07d}", text, i % 7 + 1) for i, text in enumerate(AWKWARD_TEXTS)]
 
     before = last_pk()
+    # insert_messages adds each recipient's operator (operator_of) to what it is given.
     Message.objects.bulk_create(
-        [Message(**common, **dict(zip(fields, row, strict=True))) for row in rows]
+        [
+            Message(**common, **dict(zip(fields, row, strict=True)), operator=operator_of(row[0]))
+            for row in rows
+        ]
     )
     middle = last_pk()
     row_storage.insert_messages(fields, rows, common)
