@@ -33,6 +33,9 @@ PROCESS_CACHES = {
     "django.core.cache.backends.dummy.DummyCache",
 }
 SQLITE_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+#: The shortest busy timeout, in seconds, taken for one: sqlite3's own default. Below it a
+#: writer gives up while another's batch is still being written.
+SQLITE_MIN_TIMEOUT = 5.0
 
 
 @register("django_smsclub")
@@ -166,9 +169,18 @@ def _check_numbers(where: str, backend: type[Gateway], options: dict[str, Any]) 
 
 
 def _check_values() -> list[Error]:
-    """Top-level values read only when the tasks run: durations and the default region."""
+    """Top-level values read only when the tasks run: durations, the send window and its time
+    zone, the address of unsubscribe links, and the default region."""
     errors: list[Error] = []
-    for read in (conf.tracking_window, conf.stale_sending_after, conf.poll_intervals):
+    readers = (
+        conf.tracking_window,
+        conf.stale_sending_after,
+        conf.poll_intervals,
+        conf.send_window,
+        conf.time_zone,
+        conf.unsubscribe_url,
+    )
+    for read in readers:
         try:
             read()
         except ConfigurationError as exc:
@@ -338,15 +350,17 @@ def check_sqlite_options(app_configs: Any = None, **kwargs: Any) -> list[Warning
             continue
         options = database.get("OPTIONS") or {}
         mode = str(options.get("transaction_mode") or "").upper()
-        if "timeout" in options and mode == "IMMEDIATE":
+        timeout = _positive(options.get("timeout"))
+        if timeout is not None and timeout >= SQLITE_MIN_TIMEOUT and mode == "IMMEDIATE":
             continue
         warnings.append(
             Warning(
                 f"DATABASES[{alias!r}] is SQLite without OPTIONS {SQLITE_OPTIONS!r}. The "
                 "Celery workers, the poller and the web process write at once; without "
                 "transaction_mode IMMEDIATE a transaction that reads first fails with "
-                '"database is locked" instead of waiting, and without a timeout no writer '
-                "waits long enough, leaving messages behind in 'sending'.",
+                '"database is locked" instead of waiting, and without a timeout (of at least '
+                f"{SQLITE_MIN_TIMEOUT:g} s) no writer waits long enough, leaving messages "
+                "behind in 'sending'.",
                 hint=f'Add "OPTIONS": {SQLITE_OPTIONS!r} to DATABASES[{alias!r}], or use '
                 "PostgreSQL.",
                 id="django_smsclub.W005",

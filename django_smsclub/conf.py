@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from . import sendwindow
 from .exceptions import ConfigurationError
 
 BACKEND_ALIASES = {
@@ -42,9 +45,24 @@ DEFAULTS: dict[str, Any] = {
     "POLL_BATCH_SIZE": 500,
     # Bytes a message's metadata may take, serialized as JSON (UTF-8).
     "METADATA_MAX_BYTES": 4096,
+    # Status webhooks: endpoints by name (URL, SECRET, EVENTS), and how they are delivered.
+    "WEBHOOKS": {},
+    "WEBHOOK_TIMEOUT": 10.0,
+    "WEBHOOK_RETRY_BACKOFF": 30,
+    "WEBHOOK_RETRY_BACKOFF_MAX": 3600,
+    "WEBHOOK_MAX_ATTEMPTS": 20,
+    "WEBHOOK_DISABLE_AFTER": 20,
     # Seconds added to the rate limit's one-second window, so requests that reach the provider
     # a little late (network, scheduling) still never put RATE_LIMIT + 1 in one of its seconds.
     "RATE_LIMIT_MARGIN": 0.04,
+    # Quiet hours: the daily window, (opens, closes) in local "HH:MM", campaign messages are
+    # sent in; None: no window. A campaign's own window overrides it (docs/sendwindow.rst).
+    "SEND_WINDOW": None,
+    # The time zone of the send windows (an IANA name, read with zoneinfo).
+    "TIME_ZONE": "Europe/Kyiv",
+    # Where {unsubscribe_url} links point: the address django_smsclub.urls' "u/" is served at,
+    # such as "https://example.com/u/"; each link is it plus a token (docs/optout.rst).
+    "UNSUBSCRIBE_URL": None,
 }
 
 GATEWAY_DEFAULTS: dict[str, Any] = {
@@ -215,6 +233,158 @@ def poll_intervals() -> list[int]:
         f"SMSCLUB['POLL_INTERVALS'] {value!r} must be a non-empty list of "
         "finite, non-negative numbers of seconds"
     )
+
+
+#: Shortest webhook SECRET accepted: an HMAC key guessed by no one (``secrets.token_urlsafe(32)``
+#: gives 43 characters).
+WEBHOOK_SECRET_MIN_LENGTH = 32
+#: The keys of one entry of ``WEBHOOKS``.
+WEBHOOK_KEYS = ("URL", "SECRET", "EVENTS")
+
+
+def webhook_endpoints() -> dict[str, dict[str, Any]]:
+    """The entries of ``WEBHOOKS`` by name, each with ``URL``, ``SECRET`` and ``EVENTS`` (every
+    event when not given). Their values are checked by :func:`webhook_problems`."""
+    from .webhooks import EVENTS
+
+    value = get("WEBHOOKS")
+    if not isinstance(value, dict):
+        raise ConfigurationError(
+            f"SMSCLUB['WEBHOOKS'] must be a dict of name -> settings, not {type(value).__name__}"
+        )
+    endpoints: dict[str, dict[str, Any]] = {}
+    for name, raw in value.items():
+        if not isinstance(raw, dict):
+            raise ConfigurationError(f"SMSCLUB['WEBHOOKS'][{name!r}] must be a dict")
+        events = raw.get("EVENTS", list(EVENTS))
+        endpoints[name] = {
+            "URL": raw.get("URL"),
+            "SECRET": raw.get("SECRET"),
+            "EVENTS": list(events) if isinstance(events, list | tuple) else events,
+        }
+    return endpoints
+
+
+def webhook_problems(name: object, entry: dict[str, Any]) -> list[str]:
+    """What is wrong with one entry of ``WEBHOOKS``, naming the bad value (never the secret)."""
+    from urllib.parse import urlsplit
+
+    from .webhooks import EVENTS
+
+    where = f"SMSCLUB['WEBHOOKS'][{name!r}]"
+    problems = []
+    if not (isinstance(name, str) and 0 < len(name) <= 100):
+        problems.append(f"{where}: the name must be a string of 1 to 100 characters")
+    url = entry.get("URL")
+    usable = False
+    if isinstance(url, str) and len(url) <= 500:
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+            usable = usable and parts.username is None
+        except ValueError:
+            pass
+    if not usable:
+        shown = url.rpartition("@")[2] if isinstance(url, str) else url
+        problems.append(
+            f"{where}['URL'] is {shown!r:.120}; it must be an http:// or https:// URL with a "
+            "host, without user:password@, of at most 500 characters"
+        )
+    secret = entry.get("SECRET")
+    if not isinstance(secret, str) or len(secret) < WEBHOOK_SECRET_MIN_LENGTH:
+        given = "missing" if not secret else f"{len(str(secret))} characters long"
+        problems.append(
+            f"{where}['SECRET'] is {given}; it must be a string of at least "
+            f"{WEBHOOK_SECRET_MIN_LENGTH} characters"
+        )
+    elif len(secret) > 255:
+        problems.append(f"{where}['SECRET'] is longer than 255 characters")
+    events = entry.get("EVENTS")
+    if not (isinstance(events, list) and events):
+        problems.append(f"{where}['EVENTS'] {events!r:.80} must be a non-empty list of events")
+    else:
+        unknown = [e for e in events if e not in EVENTS]
+        if unknown:
+            problems.append(
+                f"{where}['EVENTS'] has unknown event(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(EVENTS)}"
+            )
+    return problems
+
+
+def webhook_timeout() -> float:
+    """Seconds one webhook request may take: connecting, waiting, reading the reply."""
+    value = get("WEBHOOK_TIMEOUT")
+    seconds = _as_seconds(value)
+    if not seconds or seconds > 300:
+        raise ConfigurationError(
+            f"SMSCLUB['WEBHOOK_TIMEOUT'] {value!r} must be a number of seconds above 0, at most 300"
+        )
+    return seconds
+
+
+def webhook_retry_backoff() -> float:
+    """Seconds before a webhook's second attempt; doubled for each one after."""
+    return _seconds("WEBHOOK_RETRY_BACKOFF").total_seconds()
+
+
+def webhook_retry_backoff_max() -> float:
+    return _seconds("WEBHOOK_RETRY_BACKOFF_MAX").total_seconds()
+
+
+def webhook_max_attempts() -> int:
+    """Attempts of one webhook delivery before it is given up (``failed``)."""
+    return _whole("WEBHOOK_MAX_ATTEMPTS")
+
+
+def webhook_disable_after() -> int:
+    """Failed attempts in a row after which an endpoint is disabled."""
+    return _whole("WEBHOOK_DISABLE_AFTER")
+
+
+def _whole(key: str) -> int:
+    value = get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"SMSCLUB[{key!r}] {value!r:.40} must be a whole number above 0")
+    return value
+
+
+def send_window() -> sendwindow.Window | None:
+    """The default send window (``SEND_WINDOW``), or None for none."""
+    value = get("SEND_WINDOW")
+    try:
+        return sendwindow.parse_window(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"SMSCLUB['SEND_WINDOW']: {exc}") from None
+
+
+def time_zone() -> ZoneInfo:
+    """The time zone of the send windows (``TIME_ZONE``)."""
+    value = get("TIME_ZONE")
+    try:
+        return sendwindow.parse_time_zone(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"SMSCLUB['TIME_ZONE']: {exc}") from None
+
+
+def unsubscribe_url() -> str | None:
+    """The start of unsubscribe links (``UNSUBSCRIBE_URL``), or None when it is not set."""
+    value = get("UNSUBSCRIBE_URL")
+    if value is None or value == "":
+        return None
+    if not (isinstance(value, str) and len(value) <= 100 and _UNSUBSCRIBE_URL.fullmatch(value)):
+        raise ConfigurationError(
+            f"SMSCLUB['UNSUBSCRIBE_URL'] {value!r:.120} must be a web address ending in '/' "
+            "(ASCII, no spaces, at most 100 characters), such as 'https://example.com/u/' or, "
+            "8 characters shorter in every SMS, 'example.com/u/'"
+        )
+    return value
+
+
+#: A web address ending in "/", with or without its scheme: what phones turn into a link.
+_UNSUBSCRIBE_URL = re.compile(
+    r"(https?://[A-Za-z0-9.-]+|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)(:[0-9]+)?/([!-~]*/)?"
+)
 
 
 def _seconds(key: str) -> timedelta:

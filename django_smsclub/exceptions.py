@@ -122,4 +122,5 @@ class RateLimited(GatewayError):
 
 
 class BadUpload(SmsClubError, ValueError):
-    """An uploaded recipients file cannot be read; the message names the line and why."""
+    """An uploaded file (recipients, numbers for the stop list) cannot be read; the message
+    names the line and why."""

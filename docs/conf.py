@@ -60,6 +60,7 @@ COMMANDS = [
     "smsclub_emulator",
     "smsclub_smpp",
     "smsclub_demo",
+    "smsclub_webhooks",
 ]
 
 

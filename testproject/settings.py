@@ -152,6 +152,8 @@ SMSCLUB = {
             "BASE_URL": EMULATOR_URL,
         },
     },
+    # Where {unsubscribe_url} links in campaign texts lead: this project's "u/" page.
+    "UNSUBSCRIBE_URL": os.environ.get("SMSCLUB_UNSUBSCRIBE_URL", "http://127.0.0.1:8000/u/"),
 }
 
 if os.environ.get("SMSCLUB_JSON"):

@@ -30,17 +30,20 @@ from ..charts import counts_from_annotation, progress
 from ..exceptions import InvalidMessage, SmsClubError
 from ..models import Campaign
 from ..services import Action
+from ..services.windows import WINDOW_FIELDS
 from ..status import Status
 from . import panel
 from .actions import CAMPAIGN_ACTIONS, campaign_action_view, run_action
 from .balances import visible_balances
 from .filters import GatewayFilter, gateway_names
 from .forms import CampaignForm
+from .reports import export_view
+from .windows import pause_note
 
 #: Campaigns a bulk action reports one by one, per outcome; the rest are counted.
 _SHOWN_OUTCOMES = 5
 #: The fields of the form; they change only while the state allows ``Action.EDIT``.
-_EDITABLE = ["name", "sender", "text", "gateway", "send_at"]
+_EDITABLE = ["name", "sender", "text", "gateway", "send_at", "priority"]
 #: Help for people, in place of the models' help for developers ("A key of
 #: SMSCLUB['GATEWAYS']"): shown under the fields, editable or read-only.
 HELP_TEXTS = {
@@ -48,6 +51,10 @@ HELP_TEXTS = {
     "sender": _(
         "The name recipients see as the sender, one SMSClub registered for the account; "
         "empty means the account's usual one."
+    ),
+    "priority": _(
+        "Lower is sent first. Single messages such as login codes have 0 and go before "
+        "campaigns (100 by default); give a campaign a higher number to let others go first."
     ),
 }
 
@@ -115,11 +122,26 @@ class CampaignAdmin(admin.ModelAdmin):
             )
             for action in CAMPAIGN_ACTIONS
         ]
-        return buttons + super().get_urls()
+        export = path(
+            "<path:object_id>/export/",
+            self.admin_site.admin_view(partial(export_view, self)),
+            name=f"{info[0]}_{info[1]}_export",
+        )
+        return [*buttons, export, *super().get_urls()]
 
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> list[Any]:
         fieldsets: list[Any] = [
             (None, {"fields": _EDITABLE}),
+            (
+                _("Quiet hours"),
+                {
+                    "fields": list(WINDOW_FIELDS),
+                    "description": _(
+                        "Its messages are sent only from the opening to the closing time, "
+                        "local time; outside they wait. Empty: the SEND_WINDOW setting."
+                    ),
+                },
+            ),
         ]
         if obj is None or services.allows(obj, Action.ADD_RECIPIENTS):
             fieldsets.append(
@@ -151,7 +173,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if obj is None:
             return fields
         if not services.allows(obj, Action.EDIT):
-            return [*fields, *_EDITABLE]
+            return [*fields, *_EDITABLE, *WINDOW_FIELDS]
         if _has_recipients(obj):
             # The recipients' texts were made from these: changing them would not change those.
             return [*fields, "sender", "text", "gateway"]
@@ -233,6 +255,8 @@ class CampaignAdmin(admin.ModelAdmin):
             context["smsclub"] = panel.campaign_panel(
                 request, obj, can_change=self.has_change_permission(request, obj)
             )
+            waiting = obj.messages.filter(status=Status.QUEUED).exists()
+            context["smsclub"]["window_pause"] = pause_note(obj, waiting=waiting)
         else:
             context["smsclub_balances"] = visible_balances(request, gateway_names())
         # Django's "Change %s" leaves the name in the nominative ("Змінити кампанія"): whole
@@ -260,11 +284,15 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj: Campaign) -> SafeString:
-        return format_html(
+        badge = format_html(
             '<span class="smsclub-state smsclub-state-{}">{}</span>',
             obj.state,
             obj.get_state_display(),
         )
+        note = pause_note(obj, waiting=getattr(obj, f"count_{Status.QUEUED}", 0))
+        if note:
+            badge += format_html('<span class="smsclub-window-pause">{}</span>', note)
+        return badge
 
     @admin.display(description=_("progress"))
     def progress_bar(self, obj: Campaign) -> SafeString:

@@ -23,8 +23,11 @@ from django.utils.translation import ngettext
 
 from .. import conf, services
 from ..exceptions import ConfigurationError
-from ..models import Campaign
+from ..models import PRIORITY_CAMPAIGN, Campaign
 from ..services import Action
+from ..services.validation import CSV_LINE_MAX_BYTES
+from ..services.windows import WINDOW_FIELDS
+from .windows import time_zone_choices
 
 #: The column of a CSV that holds the numbers (any case).
 PHONE_COLUMN = "phone"
@@ -35,8 +38,7 @@ ENCODINGS = [
     ("cp1251", _("Windows-1251 (Excel in Ukrainian or Russian)")),
 ]
 _DELIMITERS = ",;\t"
-#: The longest line a CSV file may have, in bytes (its ending aside), as the API's.
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = CSV_LINE_MAX_BYTES
 
 
 class RecipientRows(ABC):
@@ -245,15 +247,48 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = ["name", "sender", "text", "gateway", "send_at"]
+        fields = [
+            "name",
+            "sender",
+            "text",
+            "gateway",
+            "send_at",
+            "priority",
+            *WINDOW_FIELDS,
+        ]
+        # Plain inputs: the admin's clock widget offers "Now" and the browser's offset from
+        # the server, but these are wall-clock times in the window's own zone.
+        widgets = {
+            name: forms.TimeInput(format="%H:%M", attrs={"placeholder": hint, "size": 8})
+            for name, hint in (("send_window_start", "09:00"), ("send_window_end", "21:00"))
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         gateway = self.fields.get("gateway")
         if isinstance(gateway, forms.ChoiceField):
             gateway.choices = gateway_choices(self.instance.gateway)
+        zone = self.fields.get("time_zone")
+        if zone is not None:
+            self.fields["time_zone"] = forms.ChoiceField(
+                label=zone.label,
+                required=False,
+                help_text=zone.help_text,
+                choices=time_zone_choices(self.instance.time_zone),
+            )
+        priority = self.fields.get("priority")
+        if priority is not None:
+            # Left empty (or absent from an older form): the campaigns' default.
+            priority.required = False
+            priority.widget.attrs.setdefault("placeholder", str(PRIORITY_CAMPAIGN))
         #: The rows to add once the campaign is saved, or None.
         self.recipients: RecipientRows | None = None
+
+    def clean_priority(self) -> int:
+        value = self.cleaned_data.get("priority")
+        if value is None:
+            return self.instance.priority if self.instance.pk else PRIORITY_CAMPAIGN
+        return int(value)
 
     def clean(self) -> dict[str, Any]:
         super().clean()

@@ -63,7 +63,7 @@ class MessageAdmin(admin.ModelAdmin):
         "sent_at",
         "finished_at",
     )
-    list_filter = ("status", GatewayFilter, CampaignFilter, "created_at")
+    list_filter = ("status", "operator", GatewayFilter, CampaignFilter, "created_at")
     # Counts per filter choice would scan the whole table on every page.
     show_facets = admin.ShowFacets.NEVER
     search_fields = ("recipient", "=reports__smsc_id")
@@ -79,6 +79,7 @@ class MessageAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "recipient",
+                    "operator",
                     "status_badge",
                     "error",
                     "text",

@@ -17,10 +17,11 @@ from ..charts import Progress, delivery_chart, progress
 from ..exceptions import SmsClubError
 from ..gateways import get_gateway
 from ..models import Campaign, Message
-from ..services import Action
+from ..services import Action, optout
 from ..status import Status
 from ..text import TextInfo, describe
 from .balances import visible_balances
+from .reports import may_export, operator_report
 
 if TYPE_CHECKING:
     from .forms import RecipientRows
@@ -65,6 +66,8 @@ def campaign_panel(request: HttpRequest, campaign: Campaign, *, can_change: bool
         panel["preview"] = preview(request, campaign)
     else:
         panel["chart"] = delivery_chart(campaign, bar.total)
+        panel["operators"] = operator_report(campaign) if bar.total else None
+    panel["can_export"] = bar.total > 0 and may_export(request)
     return panel
 
 
@@ -79,12 +82,15 @@ class Preview:
     sample: Message | None
     sample_info: TextInfo | None
     last_added: dict[str, Any] | None
+    #: Numbers on the stop list: refused at the last addition, or put on it since added.
+    opted_out: int
 
 
 def preview(request: HttpRequest, campaign: Campaign) -> Preview:
-    """The preview of a draft, in two queries, whatever its size."""
+    """The preview of a draft, in three queries, whatever its size."""
     summary = selectors.parts_summary(campaign)
     sample = campaign.messages.order_by("pk").first()
+    last_added = recalled_recipients(request, campaign)
     return Preview(
         accepted=summary.messages,
         parts_min=summary.parts_min,
@@ -92,7 +98,8 @@ def preview(request: HttpRequest, campaign: Campaign) -> Preview:
         total_parts=summary.parts_total,
         sample=sample,
         sample_info=describe(sample.text) if sample else None,
-        last_added=recalled_recipients(request, campaign),
+        last_added=last_added,
+        opted_out=optout.count_in_campaign(campaign) + (last_added or {}).get("opted_out", 0),
     )
 
 
@@ -109,6 +116,7 @@ def remember_recipients(
         "added": result.added,
         "duplicates": result.duplicates,
         "refused_total": len(result.refused),
+        "opted_out": result.opted_out,
         "refused": refused,
     }
     # A few campaigns at most: the session is not a store of upload reports.

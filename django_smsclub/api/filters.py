@@ -53,10 +53,7 @@ class MessageFilter(QueryParameters):
     )
 
     def validate_number(self, value: str) -> str:
-        try:
-            return phones.normalize_phone(value)
-        except InvalidMessage as exc:
-            raise ValidationError(exc.problems) from None
+        return normalised_phone(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         after, before = attrs.get("created_after"), attrs.get("created_before")
@@ -89,6 +86,14 @@ class CampaignFilter(QueryParameters):
     def filter(self, campaigns: QuerySet) -> QuerySet:
         states = self.validated_data.get("state")
         return campaigns.filter(state__in=sorted(states)) if states else campaigns
+
+
+def normalised_phone(value: str) -> str:
+    """A number given in any spelling, normalised; a field error naming it if it is none."""
+    try:
+        return phones.normalize_phone(value)
+    except InvalidMessage as exc:
+        raise ValidationError(exc.problems) from None
 
 
 class BalanceQuerySerializer(QueryParameters):

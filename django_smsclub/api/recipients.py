@@ -17,12 +17,13 @@ from itertools import chain
 from django.core.files.uploadedfile import UploadedFile
 
 from ..exceptions import BadUpload
+from ..services.validation import CSV_LINE_MAX_BYTES
 
 #: Encodings an upload may be in: what Excel saves as "CSV UTF-8" and as plain "CSV" in a
 #: Ukrainian or Russian Windows.
 ENCODINGS = ("utf-8", "cp1251")
 PHONE_COLUMN = "phone"
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = CSV_LINE_MAX_BYTES
 
 _DELIMITERS = (",", ";", "\t")
 _ROW_PROBLEM = re.compile(r"^row (\d+): ")

@@ -25,7 +25,7 @@ from rest_framework.serializers import BaseSerializer, Serializer
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from .. import conf, selectors, services
+from .. import conf, ratelimit, selectors, services
 from ..exceptions import (
     BadUpload,
     CampaignStateError,
@@ -37,6 +37,16 @@ from ..gateways import get_gateway
 from ..models import Campaign, Message
 from ..services import Action
 from . import idempotency, schema
+from .campaign_serializers import (
+    CampaignCancelledSerializer,
+    CampaignRetriedSerializer,
+    CampaignSerializer,
+    CampaignStatsSerializer,
+    RecipientsResultSerializer,
+    RecipientsSerializer,
+    RecipientsUploadSerializer,
+    RetryFailedSerializer,
+)
 from .fields import MAX_ID
 from .filters import BalanceQuerySerializer, CampaignFilter, MessageFilter
 from .pagination import CampaignPagination, MessagePagination
@@ -46,18 +56,10 @@ from .recipients import CsvRecipients
 from .serializers import (
     MAX_REFUSED_LISTED,
     BalanceSerializer,
-    CampaignCancelledSerializer,
-    CampaignRetriedSerializer,
-    CampaignSerializer,
-    CampaignStatsSerializer,
     MessageCreateSerializer,
     MessageDetailSerializer,
     MessagesCreatedSerializer,
     MessageSerializer,
-    RecipientsResultSerializer,
-    RecipientsSerializer,
-    RecipientsUploadSerializer,
-    RetryFailedSerializer,
     SendPersonalSerializer,
     SendTextSerializer,
 )
@@ -159,7 +161,15 @@ class MessageViewSet(
         form = MessageCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        optional = ("sender", "gateway", "send_at", "metadata")
+        optional = (
+            "sender",
+            "gateway",
+            "send_at",
+            "metadata",
+            "priority",
+            "respect_window",
+            "marketing",
+        )
         options = {name: data[name] for name in optional if name in data}
         try:
             if "items" in data:
@@ -393,7 +403,7 @@ class BalanceView(SmsClubView, APIView):
         except ConfigurationError as exc:
             return _gateway_unavailable(name, exc, f"gateway {name!r} is misconfigured: {exc}")
         try:
-            balance = gateway.balance()
+            balance = ratelimit.balance_of(gateway)
         except GatewayError as exc:
             why = gateway.redact(str(exc))
             return _gateway_unavailable(

@@ -4,8 +4,11 @@
 - :mod:`.campaigns`: add recipients, start, cancel, retry the failed, resend messages; the
   table of which campaign state allows which action;
 - :mod:`.pipeline`: claim a batch, send it, record the outcomes, settle dead workers' claims;
+- :mod:`.leases`: renew the claims a worker holds while it sends them;
 - :mod:`.tracking`: poll due reports, apply the provider's words, poll now;
 - :mod:`.transitions`: moving statuses and signalling them after commit, cancelling;
+- :mod:`.optout`: the stop list's rules, which every send path above asks (import it as
+  ``from django_smsclub.services import optout``);
 - :mod:`.rows`, :mod:`.templates`, :mod:`.validation`: what those share.
 
 Read-only queries live in :mod:`django_smsclub.selectors`. The names below are the services'
@@ -29,12 +32,11 @@ from .campaigns import (
     retry_failed,
     start_campaign,
 )
+from .leases import hold_claims, renew_claims
 from .pipeline import (
     claim_batch,
-    hold_claims,
     record_outcomes,
     release_claims,
-    renew_claims,
     send_claimed,
     send_due,
     sweep_stale_claims,

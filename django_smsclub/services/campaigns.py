@@ -20,16 +20,20 @@ from django.db import router, transaction
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, signals
 from ..exceptions import CampaignStateError, ConfigurationError, InvalidMessage
 from ..gateways import get_gateway
+from ..logs import fields
 from ..models import PENDING_STATUSES, Campaign, Message
+from ..operators import operator_of
 from ..status import Status
+from . import optout, webhooks
 from .rows import drop_repeats, insert_messages, with_row_locks
 from .sending import enqueue_send, priority_problems
-from .templates import CampaignTemplate, placeholders
+from .templates import CampaignTemplate, placeholders, with_longest_link
 from .transitions import UPDATE_CHUNK, cancel_messages
 from .validation import sender_problems, text_problem_for
+from .windows import due_at, due_for, window_problems
 
 logger = logging.getLogger("django_smsclub")
 
@@ -98,22 +102,26 @@ class RecipientsResult:
     added: int = 0
     duplicates: int = 0
     refused: list[RefusedRow] = field(default_factory=list)
+    #: Of the refused rows, those whose number is on the stop list (reason "opted out").
+    opted_out: int = 0
 
 
 def campaign_problems(campaign: Campaign) -> list[str]:
-    """What stops ``campaign`` from being sent as it stands: gateway, sender, text."""
-    problems: list[str] = []
+    """What stops ``campaign`` from being sent as it stands: gateway, sender, text, send
+    window."""
+    problems: list[str] = window_problems(campaign)
     try:
         gateway = get_gateway(campaign.gateway or None)
     except ConfigurationError as exc:
-        return [str(exc)]
+        return [str(exc), *problems]
     problems.extend(sender_problems(campaign.sender or gateway.default_sender, gateway))
     problems.extend(priority_problems(campaign.priority))
     names, template_problem = placeholders(campaign.text)
-    if template_problem:
-        problems.append(template_problem)
+    text, link_problem = with_longest_link(campaign.text)
+    if template_problem or link_problem:
+        problems.append(template_problem or link_problem or "")
     elif not names:
-        problem = text_problem_for(campaign.text, gateway)
+        problem = text_problem_for(text, gateway)
         if problem:
             problems.append(problem)
     return problems
@@ -132,7 +140,8 @@ def add_recipients(
     ``{placeholders}``. A number already in the campaign is skipped and counted as a
     duplicate. A bad row (number, missing value, text too long once filled in) is refused:
     with ``skip_invalid`` it is listed in the result and the rest go in; without it one
-    :class:`InvalidMessage` names every bad row and nothing is added.
+    :class:`InvalidMessage` names every bad row and nothing is added. A number on the stop
+    list is no mistake: its row is always listed as refused, "opted out", and the rest go in.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size!r}")
@@ -159,8 +168,9 @@ def add_recipients(
             _store_recipients(template, chunk, result, skip_invalid)
             if len(chunk) < chunk_size:
                 break
-        if result.refused and not skip_invalid:
-            raise InvalidMessage([f"row {r.row}: {r.reason}" for r in result.refused])
+        bad = [f"row {r.row}: {r.reason}" for r in result.refused if r.reason != optout.OPTED_OUT]
+        if bad and not skip_invalid:
+            raise InvalidMessage(bad)
         if result.added:
             repeats = drop_repeats(locked, before)
             result.added -= repeats
@@ -169,16 +179,18 @@ def add_recipients(
 
 
 def start_campaign(campaign: Campaign) -> None:
-    """Release a draft campaign's messages: now, or at its ``send_at`` (then it is scheduled)."""
+    """Release a draft campaign's messages: now, or at its ``send_at`` (then it is scheduled);
+    due when its send window opens, if that is closed then (the campaign runs meanwhile)."""
     now = timezone.now()
     with transaction.atomic():
         locked = lock_campaign(campaign, Action.START)
-        when = locked.send_at or now
+        starts = locked.send_at or now
+        when = due_at(locked, starts)
         held = Message.objects.filter(campaign=locked, status=Status.QUEUED, next_attempt_at=None)
         per_gateway = dict(held.order_by().values_list("gateway").annotate(n=Count("pk")))
         if not held.update(next_attempt_at=when, priority=locked.priority):
             raise CampaignStateError(f"campaign {locked.name!r} has no recipients to send to")
-        state = Campaign.State.SCHEDULED if when > now else Campaign.State.RUNNING
+        state = Campaign.State.SCHEDULED if starts > now else Campaign.State.RUNNING
         Campaign.objects.filter(pk=locked.pk).update(state=state, updated_at=now)
         batch = conf.send_batch_size()
         for name, count in per_gateway.items():
@@ -264,6 +276,11 @@ def resend_messages(
             getattr(by, "pk", None),
             len(pairs),
             ", ".join(f"#{old} as #{new}" for old, new in pairs),
+            extra=fields(
+                message_ids=[new for _, new in pairs],
+                count=len(pairs),
+                outcome="resent_unknown",
+            ),
         )
     return created
 
@@ -275,13 +292,27 @@ def refresh_campaigns(*, now: datetime | None = None) -> int:
     started = Campaign.objects.filter(state=Campaign.State.SCHEDULED, send_at__lte=now).update(
         state=Campaign.State.RUNNING, updated_at=now
     )
+    return started + _finish_campaigns(now)
+
+
+def _finish_campaigns(now: datetime) -> int:
+    """Move the running campaigns with every message final to done; owe their webhook events
+    in that transaction, and send ``campaign_finished`` for each after it commits."""
     pending = Message.objects.filter(campaign=OuterRef("pk"), status__in=PENDING_STATUSES)
-    finished = (
-        Campaign.objects.filter(state=Campaign.State.RUNNING)
-        .exclude(Exists(pending))
-        .update(state=Campaign.State.DONE, updated_at=now)
-    )
-    return started + finished
+    running = Campaign.objects.filter(state=Campaign.State.RUNNING).exclude(Exists(pending))
+    with transaction.atomic():
+        # Locked: each campaign is moved, and signalled, once however many sweeps run.
+        done = list(with_row_locks(running, skip_locked=True))
+        if not done:
+            return 0
+        Campaign.objects.filter(pk__in=[c.pk for c in done]).update(
+            state=Campaign.State.DONE, updated_at=now
+        )
+        for campaign in done:
+            campaign.state, campaign.updated_at = Campaign.State.DONE, now
+        webhooks.record_campaign_events(done)
+        transaction.on_commit(partial(signals.notify_campaign_finished, done), robust=True)
+    return len(done)
 
 
 def _send_anew(
@@ -291,8 +322,9 @@ def _send_anew(
     accepted_by: Any = None,
     unknown: list[tuple[int, int]] | None = None,
 ) -> int:
-    """Queue a copy, due ``now``, of each of ``originals`` not sent anew before; return how
-    many. Call it inside a transaction.
+    """Queue a copy, due ``now`` (or when its send window opens, if that is closed now), of
+    each of ``originals`` not sent anew before; return how many. Call it inside a
+    transaction.
 
     The one way a message is sent anew: the copy has the original's campaign, recipient,
     sender, text, gateway, metadata and creator, and points back at it (``retry_of``,
@@ -304,7 +336,7 @@ def _send_anew(
     arrive twice), and (original ID, copy ID) goes to ``unknown``.
     """
     created = 0
-    gateway_names: set[str] = set()
+    sends: set[tuple[str, datetime]] = set()
     campaigns: set[int] = set()
     # NOT EXISTS, not a join on the copies: PostgreSQL cannot lock the nullable side of one.
     not_copied = ~Exists(Message.objects.filter(retry_of=OuterRef("pk")))
@@ -316,10 +348,13 @@ def _send_anew(
         last_pk = chunk[-1]
         # A new statement, after the locks: it sees the copies a racing caller committed.
         batch = list(Message.objects.filter(not_copied, pk__in=chunk).order_by("pk"))
+        # Due now, or when the copy's send window opens if that is closed now.
+        due = dict(zip((old.pk for old in batch), due_for(batch, now), strict=True))
         copies = Message.objects.bulk_create(
             Message(
                 campaign_id=old.campaign_id,
                 recipient=old.recipient,
+                operator=old.operator or operator_of(old.recipient),
                 sender=old.sender,
                 text=old.text,
                 gateway=old.gateway,
@@ -332,7 +367,8 @@ def _send_anew(
                 ),
                 retry_of=old,
                 priority=old.priority,
-                next_attempt_at=now,
+                respect_window=old.respect_window,
+                next_attempt_at=due[old.pk],
                 created_at=now,
             )
             for old in batch
@@ -344,14 +380,14 @@ def _send_anew(
                 for old, copy in zip(batch, copies, strict=True)
                 if old.status == Status.UNKNOWN
             )
-        gateway_names.update(old.gateway for old in batch)
+        sends.update((old.gateway, due[old.pk]) for old in batch)
         campaigns.update(old.campaign_id for old in batch if old.campaign_id is not None)
     if campaigns:
         Campaign.objects.filter(pk__in=campaigns, state=Campaign.State.DONE).update(
             state=Campaign.State.RUNNING, updated_at=now
         )
-    for name in sorted(gateway_names):
-        transaction.on_commit(partial(enqueue_send, name))
+    for name, when in sorted(sends):
+        transaction.on_commit(partial(enqueue_send, name, None if when <= now else when))
     return created
 
 
@@ -377,21 +413,20 @@ def _store_recipients(
 ) -> None:
     """Check a chunk of (row number, row) and store its messages, a number given twice once.
 
-    Refused rows go to ``result``; after one, without ``skip_invalid``, rows are only checked
-    (to name every bad one). The rows are checked as they are stored, so on PostgreSQL the
-    database takes in one row while the next is checked. A number the campaign had before (or
-    an earlier chunk gave) is stored too, and dropped by :func:`drop_repeats` at the end: one
-    statement in all, where a look-up per chunk reads all the campaign's messages each time
-    (no index has campaign and recipient together).
+    Refused rows go to ``result``; after a bad one (not one "opted out"), without
+    ``skip_invalid``, rows are only checked (to name every bad one). A number the campaign had
+    before (or an earlier chunk gave) is stored too, and dropped by :func:`drop_repeats` at the
+    end: one statement in all, where a look-up per chunk reads all the campaign's messages each
+    time (no index has campaign and recipient together).
     """
 
     def storable() -> Iterator[tuple[Any, ...]]:
         present: set[str] = set()
-        for row_number, row in chunk:
-            values, reason = template.message(row)
+        for row_number, row, values, reason in template.messages(chunk):
             if reason is not None:
                 result.refused.append(RefusedRow(row_number, _given_number(row), reason))
-            elif values is not None and (skip_invalid or not result.refused):
+                result.opted_out += reason == optout.OPTED_OUT
+            elif values is not None and (skip_invalid or len(result.refused) == result.opted_out):
                 # The number is the first of template.fields.
                 if values[0] in present:
                     result.duplicates += 1

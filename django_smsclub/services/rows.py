@@ -7,7 +7,7 @@ Nothing here knows what a status means; the callers say which rows and which cha
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import chain
@@ -19,6 +19,7 @@ from django.db.models.fields import NOT_PROVIDED
 
 from ..exceptions import ConfigurationError
 from ..models import Campaign, Message
+from ..operators import operator_of
 
 # How often a claim that lost rows to another worker is tried again before giving up.
 _CLAIM_ATTEMPTS = 5
@@ -81,9 +82,14 @@ def insert_messages(
 
     ``rows`` is consumed while the ``COPY`` is open (it must not use the database): making a
     row overlaps with the database storing the ones before.
+
+    Each message's ``operator`` is its recipient's network (:func:`operator_of`) unless
+    ``fields`` or ``common`` give it.
     """
     using = router.db_for_write(Message)
     connection = connections[using]
+    if "recipient" in fields and "operator" not in fields and "operator" not in common:
+        fields, rows = _with_operators(fields, rows)
     columns = insert_plan(fields, common, connection)
     if not _copies(connection):
         messages = [Message(**common, **dict(zip(fields, row, strict=True))) for row in rows]
@@ -122,6 +128,14 @@ def insert_messages(
         connection.queries_log.append(
             {"sql": f"{sql} -- {count} rows", "time": f"{time.monotonic() - started:.3f}"}
         )
+
+
+def _with_operators(
+    fields: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> tuple[Sequence[str], Iterator[Sequence[Any]]]:
+    """``fields`` and ``rows`` with the recipient's operator added to each row, lazily."""
+    recipient = fields.index("recipient")
+    return (*fields, "operator"), ((*row, operator_of(row[recipient])) for row in rows)
 
 
 def drop_repeats(campaign: Campaign, before: int) -> int:

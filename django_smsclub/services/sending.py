@@ -16,11 +16,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import selectors, signals
+from .. import conf, selectors, sendwindow, signals
 from ..exceptions import InvalidMessage
+from ..logs import fields
 from ..models import PRIORITY_MAX, PRIORITY_MESSAGE, Message
+from ..operators import operator_of
 from ..phones import normalize_or_problem, split_valid
 from ..text import count_parts
+from . import optout
 from .validation import Options, as_list, check_options, text_problem_for
 
 logger = logging.getLogger("django_smsclub")
@@ -37,6 +40,8 @@ def send_sms(
     metadata: Mapping[str, Any] | None = None,
     created_by: Any = None,
     priority: int = PRIORITY_MESSAGE,
+    respect_window: bool = False,
+    marketing: bool = False,
 ) -> list[Message]:
     """Queue ``text`` to every number of ``to`` (one number or an iterable of them).
 
@@ -48,12 +53,21 @@ def send_sms(
     ``priority``: lower is claimed first (0, the default, before campaigns' 100), from 0 to
     32767.
 
+    ``respect_window``: sent only inside ``SMSCLUB['SEND_WINDOW']`` (quiet hours), as campaign
+    messages are: due at its next opening when it is closed. Off by default: a login code goes
+    at night too.
+
+    The stop list: a number on it with scope ``all`` (with ``marketing=True``, any scope) gets
+    its message stored ``cancelled`` with the error "opted out", returned and signalled like
+    the others; nothing is raised, nothing sent.
+
     ``idempotency_key``: the i-th message of a call is stored with the key ``f"{key}:{i}"``
     (unique in the database); a later call with the same key returns the messages of the first
     and sends nothing new, even when both calls race.
     """
     options, problems = check_options(gateway, sender, send_at, idempotency_key, metadata)
     problems += priority_problems(priority)
+    problems += flag_problems(respect_window=respect_window, marketing=marketing)
     numbers = as_list(to, problems)
     valid, number_problems = split_valid(numbers)
     problems += number_problems
@@ -65,7 +79,9 @@ def send_sms(
     if problems:
         raise InvalidMessage(problems)
     rows = [(number, text) for number in dict.fromkeys(valid)]
-    return _queue(rows, options, created_by, priority)
+    return _queue(
+        rows, options, created_by, priority, respect_window=respect_window, marketing=marketing
+    )
 
 
 def send_personalized(
@@ -78,13 +94,17 @@ def send_personalized(
     metadata: Mapping[str, Any] | None = None,
     created_by: Any = None,
     priority: int = PRIORITY_MESSAGE,
+    respect_window: bool = False,
+    marketing: bool = False,
 ) -> list[Message]:
     """Queue a personal text to each number: ``items`` are (number, text) pairs.
 
-    Checked, stored, enqueued and keyed like :func:`send_sms`; every pair is a message.
+    Checked, stored, enqueued, keyed and held to the stop list like :func:`send_sms`; every
+    pair is a message.
     """
     options, problems = check_options(gateway, sender, send_at, idempotency_key, metadata)
     problems += priority_problems(priority)
+    problems += flag_problems(respect_window=respect_window, marketing=marketing)
     pairs = as_list(items, problems)
     if not pairs:
         problems.append("no recipient: 'items' is empty")
@@ -106,7 +126,9 @@ def send_personalized(
         rows.append((number, message_text))
     if problems:
         raise InvalidMessage(list(dict.fromkeys(problems)))
-    return _queue(rows, options, created_by, priority)
+    return _queue(
+        rows, options, created_by, priority, respect_window=respect_window, marketing=marketing
+    )
 
 
 def enqueue_send(gateway_name: str, when: datetime | None = None, *, tasks_count: int = 1) -> None:
@@ -131,6 +153,7 @@ def enqueue_send(gateway_name: str, when: datetime | None = None, *, tasks_count
                 gateway_name,
                 type(result).__name__,
                 result,
+                extra=fields(gateway=gateway_name, outcome=type(result).__name__),
             )
 
 
@@ -143,12 +166,32 @@ def priority_problems(priority: object) -> list[str]:
     return []
 
 
+def flag_problems(**flags: object) -> list[str]:
+    """What is wrong with a send's switches (``respect_window``, ``marketing``): each True or
+    False."""
+    return [
+        f"{name} must be True or False, not {value!r:.40}"
+        for name, value in flags.items()
+        if not isinstance(value, bool)
+    ]
+
+
 def _queue(
-    rows: list[tuple[str, str]], options: Options, created_by: Any, priority: int
+    rows: list[tuple[str, str]],
+    options: Options,
+    created_by: Any,
+    priority: int,
+    *,
+    respect_window: bool = False,
+    marketing: bool = False,
 ) -> list[Message]:
-    """Store validated rows as queued messages and enqueue their send after commit."""
+    """Store validated rows as queued messages and enqueue their send after commit; cancel at
+    once those the stop list keeps from their number."""
     now = timezone.now()
     due = options.send_at or now
+    if respect_window:
+        # Quiet hours: due when the default send window opens, if it is closed then.
+        due = sendwindow.next_opening(due, conf.send_window(), conf.time_zone())
     gateway_name = options.gateway.name if options.gateway else ""
     key = options.idempotency_key
     keys = [f"{key}:{i}" for i in range(len(rows))] if key else [""] * len(rows)
@@ -159,12 +202,14 @@ def _queue(
     messages = [
         Message(
             recipient=number,
+            operator=operator_of(number),
             sender=options.sender,
             text=body,
             gateway=gateway_name,
             parts=count_parts(body),
             next_attempt_at=due,
             priority=priority,
+            respect_window=respect_window,
             idempotency_key=message_key,
             metadata=dict(options.metadata),
             created_by=created_by,
@@ -175,6 +220,7 @@ def _queue(
     try:
         with transaction.atomic():
             Message.objects.bulk_create(messages)
+            optout.cancel_blocked(messages, marketing=marketing, now=now)
     except IntegrityError:
         # Lost a race for the same key: the unique constraint let the other call in first.
         existing = _keyed(keys) if key else []

@@ -8,22 +8,27 @@ character string before any length check), no conversion (``{name!r}``), no attr
 
 A text is rendered by joining its literal pieces and the row's values with a running length
 count: a text that would be longer than any SMS is refused before it is built.
+
+``{unsubscribe_url}`` is reserved: it is no recipient's column, but each recipient's own
+unsubscribe link (:mod:`django_smsclub.unsubscribe`), counted in the text's length and parts.
 """
 
 from __future__ import annotations
 
 import string
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, unsubscribe
+from ..exceptions import ConfigurationError
 from ..gateways import Gateway
 from ..models import Campaign
 from ..phones import normalize_or_problem
 from ..text import MAX_LENGTH, count_parts
+from . import optout
 from .validation import text_problem_for
 
 #: Bytes of rendered texts add_recipients remembers the check of (then it starts afresh).
@@ -41,11 +46,29 @@ Pieces = list[tuple[str, str | None]]
 
 
 def placeholders(template: object) -> tuple[list[str], str | None]:
-    """The ``{names}`` in a campaign text, or why the text cannot be a template."""
+    """The ``{names}`` in a campaign text each recipient gives a value for (``{unsubscribe_url}``
+    is filled in for them), or why the text cannot be a template."""
     pieces, problem = parse(template)
     if problem:
         return [], problem
-    return list(dict.fromkeys(name for _, name in pieces if name is not None)), None
+    names = [name for _, name in pieces if name is not None]
+    return list(dict.fromkeys(n for n in names if n != unsubscribe.PLACEHOLDER)), None
+
+
+def with_longest_link(template: str) -> tuple[str, str | None]:
+    """``template`` with ``{unsubscribe_url}`` filled in with the longest link there can be (a
+    text without it as it is), or why the links cannot be made (the setting is missing or
+    bad); what a text with no recipient placeholders is checked as."""
+    pieces, problem = parse(template)
+    if problem or all(name != unsubscribe.PLACEHOLDER for _, name in pieces):
+        return template, None
+    try:
+        link = unsubscribe.base_url() + "z" * unsubscribe.MAX_TOKEN_LENGTH
+    except ConfigurationError as exc:
+        return template, str(exc)
+    # The recipients' placeholders stay as they are written.
+    values = {name: f"{{{name}}}" for _, name in pieces if name is not None}
+    return render(pieces, {**values, unsubscribe.PLACEHOLDER: link})
 
 
 def parse(template: object) -> tuple[Pieces, str | None]:
@@ -129,7 +152,12 @@ class CampaignTemplate:
         self.gateway = gateway
         self.sender = campaign.sender or gateway.default_sender
         self.pieces, _ = parse(campaign.text)
-        self.placeholders = list(dict.fromkeys(name for _, name in self.pieces if name is not None))
+        names = list(dict.fromkeys(name for _, name in self.pieces if name is not None))
+        self.placeholders = [name for name in names if name != unsubscribe.PLACEHOLDER]
+        # Each recipient's link is this and the token of their number.
+        self.link = unsubscribe.base_url() if unsubscribe.PLACEHOLDER in names else None
+        # No look-up per chunk while the stop list is empty.
+        self.stop_list = optout.in_use()
         self.now = timezone.now()
         # Read once: a setting cannot change in the middle of one call.
         self.region = conf.default_region()
@@ -141,11 +169,27 @@ class CampaignTemplate:
             "created_at": self.now,
         }
         # Without placeholders every row has the campaign's text, checked once already.
-        self.parts = None if self.placeholders else count_parts(campaign.text)
+        self.parts = None if names else count_parts(campaign.text)
         # Rendered texts seen lately: (problem, parts), at most CHECKED_TEXTS_MAX_BYTES of
         # texts, so memory stays flat.
         self.checked: dict[str, tuple[str | None, int]] = {}
         self.checked_bytes = 0
+
+    def messages(
+        self, chunk: Sequence[tuple[int, Any]]
+    ) -> Iterable[tuple[int, Any, tuple[str, str, int] | None, str | None]]:
+        """(row number, row, values, None) or (row number, row, None, reason) for each of a
+        chunk of (row number, row): :meth:`message`, then the numbers it made looked up on the
+        stop list in one query; a number on it is refused as "opted out". While the list is
+        empty, lazily: each row is checked as the one before is stored."""
+        if not self.stop_list:
+            return ((n, row, *self.message(row)) for n, row in chunk)
+        checked = [(n, row, *self.message(row)) for n, row in chunk]
+        stopped = optout.blocked((v[0] for _, _, v, _ in checked if v), marketing=True)
+        return [
+            (n, row, None, optout.OPTED_OUT) if v and v[0] in stopped else (n, row, v, why)
+            for n, row, v, why in checked
+        ]
 
     def message(self, row: Any) -> tuple[tuple[str, str, int], None] | tuple[None, str]:
         if isinstance(row, tuple | list) and len(row) == 2:
@@ -159,15 +203,25 @@ class CampaignTemplate:
             return None, problem
         if self.parts is not None:
             return (number, self.campaign.text, self.parts), None
-        if type(values) is not dict and not isinstance(values, Mapping):
+        if not self.placeholders:
+            values = {}  # only the link to fill in: what the row gives is not read
+        elif type(values) is not dict and not isinstance(values, Mapping):
             names = ", ".join(f"{{{n}}}" for n in self.placeholders)
             return None, f"{number}: the text needs values for {names}, got {values!r:.40}"
+        link = ""
+        if self.link is not None:
+            # Checked with a token of zeros (letters and digits alike are one GSM character
+            # each): a text that differs by its link alone is checked once.
+            link = self.link + unsubscribe.make_token(number)
+            values = {**values, unsubscribe.PLACEHOLDER: self.link.ljust(len(link), "0")}
         body, problem = render(self.pieces, values)
         if problem:
             return None, f"{number}: {problem}"
         problem, parts = self._check(body)
         if problem:
             return None, f"{number}: {problem}"
+        if link:
+            body, _ = render(self.pieces, {**values, unsubscribe.PLACEHOLDER: link})
         return (number, body, parts), None
 
     def _check(self, body: str) -> tuple[str | None, int]:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from .. import conf, ratelimit, selectors, signals
 from ..exceptions import GatewayError
 from ..gateways import Gateway, get_gateway
+from ..logs import fields
 from ..models import RAW_STATUS_MAX_LENGTH, DeliveryReport, Message
 from ..status import FINAL_STATUSES, Status, aggregate, status_from_word
 from .rows import claim_rows, with_row_locks
@@ -80,6 +81,7 @@ def request_poll(gateway_name: str, when: datetime) -> None:
                 gateway_name,
                 type(result).__name__,
                 result,
+                extra=fields(gateway=gateway_name, outcome=type(result).__name__),
             )
 
 
@@ -96,9 +98,24 @@ def _poll_rounds(
         if not reports:
             return polled
         closed = moment - conf.tracking_window()
-        expired = [r.pk for r in reports if r.created_at <= closed]
+        expired = [r for r in reports if r.created_at <= closed]
         if expired:
-            _settle_reports(Q(pk__in=expired), lambda r: (r.raw_status, Status.UNKNOWN), moment)
+            logger.warning(
+                "gateway %s: %d report(s) had no final state when the tracking window closed",
+                gateway_name,
+                len(expired),
+                extra=fields(
+                    gateway=gateway_name,
+                    smsc_ids=[r.smsc_id for r in expired],
+                    count=len(expired),
+                    outcome="window_closed",
+                ),
+            )
+            _settle_reports(
+                Q(pk__in=[r.pk for r in expired]),
+                lambda r: (r.raw_status, Status.UNKNOWN),
+                moment,
+            )
         live = [r.smsc_id for r in reports if r.created_at > closed]
         if live:
             apply_states(gateway_name, fetch_states(gateway, live), now=moment)
@@ -154,11 +171,17 @@ def fetch_states(gateway: Gateway, smsc_ids: Sequence[str]) -> dict[str, str]:
         for answer in answers:
             states.update(answer)
     except GatewayError as exc:
-        logger.warning(
-            "gateway %s: a status request failed (%s) after %d state(s); polled again later",
+        # The request's own record (gateway.iter_states) has the error and the IDs.
+        logger.info(
+            "gateway %s: polling stopped after %d state(s) (%s); the rest polled again later",
             gateway.name,
-            exc,
             len(states),
+            type(exc).__name__,
+            extra=fields(
+                gateway=gateway.name,
+                count=len(smsc_ids) - len(states),
+                outcome=type(exc).__name__,
+            ),
         )
     return states
 

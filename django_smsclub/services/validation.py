@@ -18,6 +18,8 @@ from ..gateways import Gateway, get_gateway
 from ..text import sender_problem, text_problem
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+#: The longest line a recipients CSV may have, in bytes (its ending aside): API and admin.
+CSV_LINE_MAX_BYTES = 64 * 1024
 
 
 #: ``\u0000`` in JSON text, not preceded by an escaped backslash.

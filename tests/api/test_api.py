@@ -30,6 +30,9 @@ ALL_PERMS = (
     "change_campaign",
     "delete_campaign",
     "view_balance",
+    "view_optout",
+    "add_optout",
+    "delete_optout",
 )
 
 
@@ -105,6 +108,9 @@ ENDPOINTS = [
     ("post", "campaigns/1/retry-failed/"),
     ("get", "campaigns/1/stats/"),
     ("get", "balance/"),
+    ("get", "optout/"),
+    ("post", "optout/"),
+    ("delete", "optout/380501234567/"),
 ]
 
 

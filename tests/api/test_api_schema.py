@@ -19,6 +19,12 @@ from django_smsclub.status import Status
 from tests.api.test_api import ALL_PERMS
 from tests.support.settings import smsclub_settings
 
+WEBHOOK_PERMS = (
+    "view_webhookendpoint",
+    "change_webhookendpoint",
+    "view_webhookdelivery",
+    "change_webhookdelivery",
+)
 #: Examples per operation and mode; SMSCLUB_FUZZ_EXAMPLES=200 for a long hunt.
 EXAMPLES = int(os.environ.get("SMSCLUB_FUZZ_EXAMPLES", "5"))
 USERNAME, PASSWORD = "fuzz", "fuzz-password"
@@ -94,9 +100,13 @@ def test_generated_requests_get_no_server_errors_and_answers_that_match_the_sche
     # Basic auth checks the password on every request: a fast hasher keeps the run short.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.SMSCLUB = smsclub_settings(default=smsclub_emulator.gateway_settings("xml"))
-    user = get_user_model().objects.create_user(USERNAME, password=PASSWORD)
+    # Staff, with the webhook permissions too: the webhook endpoints are for staff only.
+    user = get_user_model().objects.create_user(USERNAME, password=PASSWORD, is_staff=True)
     user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="django_smsclub", codename__in=ALL_PERMS)
+        *Permission.objects.filter(
+            content_type__app_label="django_smsclub",
+            codename__in=[*ALL_PERMS, *WEBHOOK_PERMS],
+        )
     )
     # Credentials schemathesis knows it set, so its auth check also probes without them.
     config = schemathesis.Config.from_dict(

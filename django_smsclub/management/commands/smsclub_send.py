@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--to", action="append", required=True, metavar="NUMBER", help="repeat for more"
         )
-        parser.add_argument("--text", required=True)
+        parser.add_argument("--text", required=True, help="the message (the same for every --to)")
         parser.add_argument("--sender", help="alpha-name; default: the gateway's SENDER")
         parser.add_argument("--gateway", help="a key of SMSCLUB['GATEWAYS']; default: default")
         parser.add_argument(
@@ -37,7 +37,9 @@ class Command(BaseCommand):
             help="run the send task in this process (Celery's eager mode), not on a worker; "
             "exits non-zero with the reason when a message is not sent",
         )
-        parser.add_argument("--wait", action="store_true", help="follow until every is final")
+        parser.add_argument(
+            "--wait", action="store_true", help="follow until every message is final"
+        )
         parser.add_argument(
             "--interval", type=float, default=2.0, help="seconds between polls (default 2)"
         )
