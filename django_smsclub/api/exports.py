@@ -37,7 +37,8 @@ class CsvRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):
-        raise NotImplementedError("the export streams its CSV; errors are JSON")
+        # Never reached: the view streams the CSV itself and answers errors in JSON.
+        raise RuntimeError("the export view writes its CSV itself; this renderer only names it")
 
 
 class CanViewMessages(BasePermission):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from .receipts import ReceiptInbox
 logger = logging.getLogger("django_smsclub.smpp")
 
 
-class PduDispatch:
+class PduDispatch(ABC):
     """The answers of a session to the PDUs it reads; the session provides what is declared."""
 
     name: str
@@ -43,14 +44,17 @@ class PduDispatch:
     on_accepted: Callable[[str], object] | None
     _receipts: ReceiptInbox
 
+    @abstractmethod
     def write(self, connection: Connection, pdu: Any) -> None:
-        raise NotImplementedError
+        """Write one PDU to ``connection`` (under the session's write lock)."""
 
+    @abstractmethod
     def _waiting(self, sequence: int) -> bool:
-        raise NotImplementedError
+        """Whether a submit with this sequence number waits for its reply."""
 
+    @abstractmethod
     def _resolve(self, sequence: int, result: int | Lost, message_id: str = "") -> bool:
-        raise NotImplementedError
+        """Hand a submit its reply; False when none waited for it."""
 
     def _keepalive(self, connection: Connection) -> None:
         now = time.monotonic()
