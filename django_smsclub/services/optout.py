@@ -25,6 +25,7 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import IO, Any
 
 from django.db import connections, router, transaction
@@ -35,6 +36,7 @@ from ..exceptions import BadUpload, InvalidMessage
 from ..models import Campaign, Message, OptOut
 from ..phones import normalize_or_problem, normalize_phone
 from ..status import Status
+from .rows import claim_topped_up
 from .transitions import move_messages, notify
 
 #: The reason a row is refused, and the error of a message cancelled, for a number on the list.
@@ -200,15 +202,7 @@ def claim_sendable(
     ``sending``, each read with ``optout_scope``: see :func:`with_scope`) and return those the
     stop list lets go; cancel the others (:func:`cancel_claimed`) and claim more in their
     place."""
-    batch: list[Message] = []
-    while len(batch) < limit:
-        wanted = limit - len(batch)
-        claimed = claim(wanted)
-        sendable = cancel_claimed(claimed, now=now)
-        batch.extend(sendable)
-        if len(sendable) == len(claimed) or len(claimed) < wanted:
-            break
-    return batch
+    return claim_topped_up(claim, limit, partial(cancel_claimed, now=now))
 
 
 def with_scope(messages: Any) -> Any:

@@ -56,6 +56,24 @@ def claim_rows(due: QuerySet, order: Sequence[str], limit: int, **changes: Any) 
     return []
 
 
+def claim_topped_up(
+    claim: Callable[[int], list[Any]], limit: int, keep: Callable[[list[Any]], list[Any]]
+) -> list[Any]:
+    """Claim up to ``limit`` rows with ``claim`` (which claims up to n), keep those ``keep``
+    returns (it deals with the others itself), and claim again in place of the others, until
+    the batch is full or nothing more is due. Each round takes rows out of the due set, so the
+    rounds end."""
+    batch: list[Any] = []
+    while len(batch) < limit:
+        wanted = limit - len(batch)
+        claimed = claim(wanted)
+        kept = keep(claimed)
+        batch.extend(kept)
+        if len(kept) == len(claimed) or len(claimed) < wanted:
+            break
+    return batch
+
+
 def with_row_locks(queryset: QuerySet, *, skip_locked: bool = False) -> QuerySet:
     """``queryset`` with row locks where the database has them (SQLite locks the whole file)."""
     features = connections[queryset.db].features

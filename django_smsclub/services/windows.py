@@ -26,7 +26,7 @@ from ..exceptions import ConfigurationError
 from ..models import Campaign, Message
 from ..sendwindow import Window, next_opening, parse_time_zone
 from ..status import Status
-from .rows import with_row_locks
+from .rows import claim_topped_up, with_row_locks
 from .sending import enqueue_send
 
 logger = logging.getLogger("django_smsclub")
@@ -153,15 +153,7 @@ def claim_within_windows(
     campaign (:func:`hold_until_opening`); then the batch is topped up. Each round holds back
     every due message of at least one campaign, so the rounds end.
     """
-    batch: list[Message] = []
-    while len(batch) < limit:
-        wanted = limit - len(batch)
-        claimed = claim(wanted)
-        kept = hold_until_opening(claimed, now=now)
-        batch.extend(kept)
-        if len(kept) == len(claimed) or len(claimed) < wanted:
-            break
-    return batch
+    return claim_topped_up(claim, limit, partial(hold_until_opening, now=now))
 
 
 def hold_until_opening(claimed: Sequence[Message], *, now: datetime) -> list[Message]:
