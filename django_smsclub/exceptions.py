@@ -84,13 +84,8 @@ class GatewayUnavailable(GatewayError):
 
 
 class NotAttempted(GatewayUnavailable):
-    """The message's request was never made (an earlier request of its batch failed, or the
-    worker left it for a more urgent message): it goes back to ``queued`` as it was, its
-    attempt not counted."""
-
-
-class Preempted(NotAttempted):
-    """A more urgent message came due: the worker left this request for later."""
+    """The message's request was never made (an earlier request of its batch failed): it goes
+    back to ``queued`` as it was, its attempt not counted."""
 
 
 class NotSubmitted(GatewayUnavailable):
