@@ -9,6 +9,7 @@ from tests.support.canned import CannedServer
 from tests.support.clock import clock  # noqa: F401  (a fixture: timezone.now frozen)
 from tests.support.scripted import CP1251, SCRIPT, SCRIPTED
 from tests.support.settings import gateway, smsclub_settings
+from tests.support.worker import worker  # noqa: F401  (a fixture: a Celery worker thread)
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,8 @@
 """The Celery tasks: run by a real worker (celery.contrib.testing), and the beat schedule."""
 
-import logging
-import time
 from datetime import timedelta
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from django_smsclub import send_sms, services, tasks
@@ -16,47 +13,15 @@ from django_smsclub.signals import message_finished
 from django_smsclub.status import FINAL_STATUSES, Status
 from testproject.celery import app
 from tests.support.settings import smsclub_settings
+from tests.support.worker import wait_until
 
 
 def numbers(count):
     return [f"3805016{i:05d}" for i in range(count)]
 
 
-def wait_until(condition, timeout=30.0, meanwhile=None):
-    """Wait for ``condition``; call ``meanwhile`` every 0.3 s, as Celery beat would."""
-    deadline = time.monotonic() + timeout
-    nudged = 0.0
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the worker"
-        if meanwhile is not None and time.monotonic() - nudged > 0.3:
-            meanwhile()
-            nudged = time.monotonic()
-        time.sleep(0.05)
-
-
 def statuses():
     return dict(Message.objects.values_list("recipient", "status"))
-
-
-@pytest.fixture
-def worker():
-    """A worker thread on the project's app and broker (memory://, or Redis on CI)."""
-    saved = app.conf.worker_hijack_root_logger, app.conf.broker_transport_options
-    root = logging.getLogger()
-    root_handlers, root_level = list(root.handlers), root.level
-    app.conf.worker_hijack_root_logger = False
-    # The in-memory broker is polled; a short interval keeps the test (and its shutdown) quick.
-    app.conf.broker_transport_options = {**saved[1], "polling_interval": 0.05}
-    # Tests without a worker enqueue sends too; this worker must not run theirs.
-    app.control.purge()
-    try:
-        with start_worker(app, perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
-            yield app
-    finally:
-        app.conf.worker_hijack_root_logger, app.conf.broker_transport_options = saved
-        # The worker set up Celery's logging on the root logger; later tests expect theirs.
-        root.handlers[:] = root_handlers
-        root.setLevel(root_level)
 
 
 @pytest.fixture

@@ -1,46 +1,13 @@
 """A real Celery worker delivers webhooks: asked for after commit, retried at their time."""
 
-import logging
-import time
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from django_smsclub import send_sms, tasks
 from django_smsclub.models import Message, WebhookDelivery
 from django_smsclub.status import Status
-from testproject.celery import app
+from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hooks")]
-
-
-def wait_until(condition, timeout=30.0, meanwhile=None):
-    deadline = time.monotonic() + timeout
-    nudged = 0.0
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the worker"
-        if meanwhile is not None and time.monotonic() - nudged > 0.3:
-            meanwhile()
-            nudged = time.monotonic()
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def worker():
-    """A worker thread on the project's app and broker, as in tests/pipeline."""
-    saved = app.conf.worker_hijack_root_logger, app.conf.broker_transport_options
-    root = logging.getLogger()
-    root_handlers, root_level = list(root.handlers), root.level
-    app.conf.worker_hijack_root_logger = False
-    app.conf.broker_transport_options = {**saved[1], "polling_interval": 0.05}
-    app.control.purge()
-    try:
-        with start_worker(app, perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
-            yield app
-    finally:
-        app.conf.worker_hijack_root_logger, app.conf.broker_transport_options = saved
-        root.handlers[:] = root_handlers
-        root.setLevel(root_level)
 
 
 def test_a_worker_sends_polls_and_delivers_each_final_status_once(hooks, receiver, worker):
