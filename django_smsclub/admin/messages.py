@@ -14,7 +14,6 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -26,6 +25,7 @@ from ..exceptions import InvalidMessage
 from ..models import PENDING_STATUSES, DeliveryReport, Message, MessageQuerySet
 from ..status import Status
 from .filters import CampaignFilter, GatewayFilter
+from .links import change_link
 
 #: Messages of unknown fate one confirmation resends at most; and lists by number.
 RESEND_UNKNOWN_LIMIT = 1000
@@ -158,22 +158,15 @@ class MessageAdmin(admin.ModelAdmin):
     def campaign_link(self, obj: Message) -> SafeString | str:
         if obj.campaign is None:
             return "—"
-        url = reverse(
-            "admin:django_smsclub_campaign_change",
-            args=[obj.campaign_id],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.campaign.name)
+        return change_link(self.admin_site, "campaign", obj.campaign_id, obj.campaign.name)
 
     @admin.display(description=_("resent as"))
     def resent_as(self, obj: Message) -> SafeString | str:
         copy = Message.objects.filter(retry_of=obj).only("pk", "status").first()
         if copy is None:
             return "—"
-        url = reverse(
-            "admin:django_smsclub_message_change", args=[copy.pk], current_app=self.admin_site.name
-        )
-        return format_html('<a href="{}">#{} ({})</a>', url, copy.pk, copy.get_status_display())
+        label = f"#{copy.pk} ({copy.get_status_display()})"
+        return change_link(self.admin_site, "message", copy.pk, label)
 
     @admin.action(
         description=_("Resend the selected messages as new messages"), permissions=["change"]
@@ -347,12 +340,7 @@ class DeliveryReportAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("message"), ordering="message")
     def message_link(self, obj: DeliveryReport) -> SafeString:
-        url = reverse(
-            "admin:django_smsclub_message_change",
-            args=[obj.message_id],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.message.recipient)
+        return change_link(self.admin_site, "message", obj.message_id, obj.message.recipient)
 
 
 def _badge(status: str, label: str) -> SafeString:

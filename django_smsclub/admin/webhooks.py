@@ -28,6 +28,7 @@ from .. import conf
 from ..models import WebhookDelivery, WebhookEndpoint
 from ..services import webhooks
 from ..webhooks import CAMPAIGN_DONE, MESSAGE_FINAL, TEST_EVENT
+from .links import change_link
 
 #: The events an endpoint may choose, with what they mean.
 EVENT_CHOICES = [
@@ -356,23 +357,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def message_link(self, obj: WebhookDelivery) -> SafeString | str:
         if obj.message_id is None:
             return "—"
-        url = reverse(
-            "admin:django_smsclub_message_change",
-            args=[obj.message_id],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">#{}</a>', url, obj.message_id)
+        return change_link(self.admin_site, "message", obj.message_id, f"#{obj.message_id}")
 
     @admin.display(description=_("campaign"))
     def campaign_link(self, obj: WebhookDelivery) -> SafeString | str:
         if obj.campaign_id is None:
             return "—"
-        url = reverse(
-            "admin:django_smsclub_campaign_change",
-            args=[obj.campaign_id],
-            current_app=self.admin_site.name,
-        )
-        return format_html('<a href="{}">#{}</a>', url, obj.campaign_id)
+        return change_link(self.admin_site, "campaign", obj.campaign_id, f"#{obj.campaign_id}")
 
     @admin.display(description=_("payload"))
     def payload_json(self, obj: WebhookDelivery) -> SafeString:
